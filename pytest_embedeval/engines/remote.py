@@ -1,0 +1,61 @@
+"""A server this run did not start: ``--embed-url``. Same surface as SGLangServer, nothing to own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+
+from ..registry import ModelSpec
+
+
+class UnreachableServer(RuntimeError):
+    pass
+
+
+@dataclass
+class RemoteServer:
+    url: str
+    spec: ModelSpec
+    api_key: str | None = None
+    process = None  # not ours: its memory cannot be measured, and it is never stopped
+    boot_seconds = None
+
+    def __post_init__(self) -> None:
+        self.url = self.url.rstrip("/")
+        if self.url.endswith("/v1"):
+            self.url = self.url[: -len("/v1")]
+
+    def start(self) -> "RemoteServer":
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        try:
+            response = httpx.get(f"{self.url}/v1/models", headers=headers, timeout=10.0)
+        except httpx.HTTPError as exc:
+            raise UnreachableServer(
+                f"--embed-url {self.url} is unreachable ({type(exc).__name__}: {exc}). "
+                "Start the server first, or drop --embed-url to let the plugin boot one."
+            ) from None
+        if response.status_code != 200:
+            raise UnreachableServer(
+                f"--embed-url {self.url}: GET /v1/models answered {response.status_code}; "
+                "is it an OpenAI-compatible server (and is --embed-api-key right)?"
+            )
+        return self
+
+    def served_model(self) -> str:
+        """The id the server lists first, for servers that validate the request's model."""
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        try:
+            models = httpx.get(f"{self.url}/v1/models", headers=headers, timeout=10.0).json()["data"]
+            return models[0]["id"]
+        except Exception:
+            return self.spec.alias
+
+    def is_alive(self) -> bool:
+        return True
+
+    def stop(self) -> None:
+        pass
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "(no log: --embed-url points at a server this run did not start)"
