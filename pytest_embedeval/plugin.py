@@ -9,7 +9,6 @@ import threading
 
 import pytest
 
-from .client import EmbeddingClient
 from .engines.remote import RemoteServer, UnreachableServer
 from .engines.sglang import ServerError, SGLangServer, detect_device
 from .measure.memory import tree_pss_bytes
@@ -126,10 +125,12 @@ def embed_server(embed_model, request: pytest.FixtureRequest, tmp_path_factory: 
 
 
 @pytest.fixture(scope="session")
-def embed_client(embed_server, request: pytest.FixtureRequest) -> EmbeddingClient:
+def embed_client(embed_server, request: pytest.FixtureRequest):
     """The real ``openai`` client bound to the server, with a checked ``embed(texts)``."""
-    model = embed_server.served_model() if isinstance(embed_server, RemoteServer) else embed_server.spec.alias
-    return EmbeddingClient(embed_server.url, model, api_key=request.config.stash[SETTINGS]["api_key"])
+    from .client import EmbeddingClient  # openai takes 0.6 s to import: not for every pytest run
+
+    return EmbeddingClient(embed_server.url, embed_server.served_model(),
+                           api_key=request.config.stash[SETTINGS]["api_key"])
 
 
 @pytest.fixture(scope="session")

@@ -213,6 +213,9 @@ class SGLangServer:
                     )
                 time.sleep(self.poll_interval)
 
+    def served_model(self) -> str:
+        return self.spec.alias
+
     def is_alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
