@@ -12,7 +12,7 @@ import pytest
 from .engines.remote import RemoteServer, UnreachableServer
 from .engines.sglang import ServerError, SGLangServer, detect_device
 from .measure.memory import tree_pss_bytes
-from .reference import MIN_COSINE, ReferenceModel, ReferenceUnavailable, compare_with_reference
+from .reference import ReferenceModel, min_cosine_for, ReferenceUnavailable, compare_with_reference
 from .registry import DEFAULT_ALIAS, ModelConfigError, Registry, UnknownModelError
 
 SPECS = pytest.StashKey[list]()
@@ -149,8 +149,7 @@ def embed_check_reference(embed_client, embed_reference, embed_server):
             reference = embed_reference.encode(texts)
         except ReferenceUnavailable as exc:
             pytest.skip(f"no reference to compare with: {exc}")
-        dtype = "float32" if getattr(embed_server, "device", None) == "cpu" else "half"
-        threshold = min_cosine if min_cosine is not None else MIN_COSINE[dtype]
+        threshold = min_cosine if min_cosine is not None else min_cosine_for(embed_server.dtype)
         served = embed_client.embed(texts)
         drift = compare_with_reference(texts, served, reference, threshold)
         if drift is not None:

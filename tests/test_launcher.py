@@ -115,3 +115,10 @@ def test_a_server_that_dies_during_boot_fails_at_once_with_sglangs_own_error(tmp
     message = str(info.value)
     assert "exited with code" in message and "during boot" in message
     assert "unrecognized arguments: --no-such-sglang-flag" in message
+
+
+def test_the_dtype_the_server_runs_with_is_known_from_its_argv():
+    minilm = Registry().resolve("minilm")
+    assert SGLangServer(minilm, device="cpu", port=1).dtype == "float32"
+    assert SGLangServer(minilm, device="cuda", port=1).dtype == "auto"
+    assert SGLangServer(minilm, device="cpu", port=1, extra_args=("--dtype", "bfloat16")).dtype == "bfloat16"

@@ -42,14 +42,24 @@ class RemoteServer:
             )
         return self
 
+    def _get(self, route: str):
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        return httpx.get(f"{self.url}{route}", headers=headers, timeout=10.0).json()
+
     def served_model(self) -> str:
         """The id the server lists first, for servers that validate the request's model."""
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         try:
-            models = httpx.get(f"{self.url}/v1/models", headers=headers, timeout=10.0).json()["data"]
-            return models[0]["id"]
+            return self._get("/v1/models")["data"][0]["id"]
         except Exception:
             return self.spec.alias
+
+    @property
+    def dtype(self) -> str:
+        """The dtype SGLang reports (/get_server_info); "auto" for other servers."""
+        try:
+            return str(self._get("/get_server_info").get("dtype", "auto"))
+        except Exception:
+            return "auto"
 
     def is_alive(self) -> bool:
         return True

@@ -213,6 +213,14 @@ class SGLangServer:
                     )
                 time.sleep(self.poll_interval)
 
+    @property
+    def dtype(self) -> str:
+        """The --dtype SGLang will use: the last one given wins, as in argparse."""
+        argv = self.argv
+        values = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--dtype"]
+        values += [arg.split("=", 1)[1] for arg in argv if arg.startswith("--dtype=")]
+        return values[-1] if values else "auto"
+
     def served_model(self) -> str:
         return self.spec.alias
 

@@ -1,0 +1,104 @@
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+import pytest
+
+from pytest_embedeval.registry import embedded_minilm_dir
+
+# In-process pytester runs drop the modules they imported when they end; torch cannot be imported
+# a second time in one process. Importing it here keeps it loaded across those runs.
+import sentence_transformers  # noqa: E402,F401
+
+MARKER_ENV = "EMBEDEVAL_TEST_RUN"
+
+
+def processes_of_run(marker: str) -> list[psutil.Process]:
+    """Every live process started (transitively) by an inner run tagged with ``marker``."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get(MARKER_ENV) == marker and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            pass
+    return found
+
+
+class InnerRun:
+    """``pytest`` in a subprocess, as a user starts it, tagged so that its processes can be found."""
+
+    def __init__(self, path: Path, args: list[str]):
+        self.marker = uuid.uuid4().hex
+        env = {**os.environ, MARKER_ENV: self.marker, "PYTHONUNBUFFERED": "1"}
+        self.output_path = path / f"inner-{self.marker}.out"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+            cwd=path, env=env, stdout=open(self.output_path, "wb"), stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def output(self) -> str:
+        return self.output_path.read_text(errors="replace")
+
+    def wait_for(self, predicate, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if self.process.poll() is not None:
+                raise AssertionError(f"inner pytest exited before {what}:\n{self.output}")
+            if time.monotonic() > deadline:
+                self.kill()
+                raise AssertionError(f"timed out waiting for {what}:\n{self.output}")
+            time.sleep(0.2)
+
+    def server_started(self) -> bool:
+        return any("sglang.launch_server" in " ".join(p.cmdline()) for p in processes_of_run(self.marker))
+
+    def interrupt(self, sig=signal.SIGINT) -> None:
+        self.process.send_signal(sig)
+
+    def finish(self, timeout: float = 600) -> int:
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+
+    def kill(self) -> None:
+        for proc in processes_of_run(self.marker):
+            proc.kill()
+
+    def leftovers(self, settle: float = 10.0) -> list[str]:
+        deadline = time.monotonic() + settle
+        while (left := processes_of_run(self.marker)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return [" ".join(p.cmdline())[:120] for p in left]
+
+
+@pytest.fixture
+def inner_run(pytester):
+    runs = []
+
+    def start(*args: str) -> InnerRun:
+        runs.append(InnerRun(pytester.path, list(args)))
+        return runs[-1]
+
+    yield start
+    for run in runs:  # whatever a failed assertion left behind
+        run.kill()
+
+
+@pytest.fixture
+def cls_pooled_minilm(tmp_path) -> Path:
+    """MiniLM's files with a pooling config that says CLS: the same weights, other facts."""
+    model = tmp_path / "minilm-cls"
+    shutil.copytree(embedded_minilm_dir(), model, ignore=shutil.ignore_patterns("*.safetensors", "onnx", "openvino"))
+    (model / "model.safetensors").symlink_to(embedded_minilm_dir() / "model.safetensors")
+    (model / "1_Pooling" / "config.json").write_text('{"word_embedding_dimension": 384, "pooling_mode_cls_token": true}')
+    return model
