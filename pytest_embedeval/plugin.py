@@ -6,65 +6,131 @@ import os
 import shlex
 import signal
 import threading
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
+from . import baselines as baseline_store
 from .engines.remote import RemoteServer, UnreachableServer
-from .engines.sglang import ServerError, SGLangServer, detect_device
+from .engines.sglang import ServerError, SGLangServer, detect_device, redact
+from .hardware import HardwareProfile, describe
 from .measure.memory import tree_pss_bytes
-from .reference import ReferenceModel, min_cosine_for, ReferenceUnavailable, compare_with_reference
+from .metrics import Tolerance, metric
+from .reference import ReferenceModel, ReferenceUnavailable, compare_with_reference, min_cosine_for
 from .registry import DEFAULT_ALIAS, ModelConfigError, Registry, UnknownModelError
+from .report import diff_table, verdict_table
+from .results import ModelRun, Run
+from .verdicts import Outcome, Verdict
 
-SPECS = pytest.StashKey[list]()
-SETTINGS = pytest.StashKey[dict]()
 API_KEY_ENV = "EMBEDEVAL_API_KEY"
+
+
+@dataclass(frozen=True)
+class Settings:
+    specs: list
+    url: str | None
+    device: str
+    server_args: tuple[str, ...]
+    boot_timeout: float
+    api_key: str | None
+    hardware: str | None
+    strict: bool
+    update_baselines: bool
+    accept_regressions: bool
+    report_path: Path | None
+
+
+SETTINGS = pytest.StashKey[Settings]()
+STORE = pytest.StashKey[baseline_store.BaselineStore]()
+RUN = pytest.StashKey[Run]()
+UPDATES = pytest.StashKey[dict]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("embedeval", "embedding-model regression tests")
-    group.addoption("--embed-model", action="append", default=[], metavar="MODEL",
-                    help="model alias or local model directory; repeat (or comma-separate) for several. "
-                         f"Default: the embed_model ini value, else {DEFAULT_ALIAS}.")
-    group.addoption("--embed-url", metavar="URL",
-                    help="test an already-running OpenAI-compatible server instead of booting one")
-    group.addoption("--embed-device", choices=("auto", "cpu", "cuda"), default=None,
-                    help="where SGLang runs (default: auto, cuda when NVML sees a GPU)")
-    group.addoption("--embed-server-arg", action="append", default=[], metavar="ARG",
-                    help="extra SGLang launch argument(s), e.g. --embed-server-arg='--mem-fraction-static 0.6'")
-    group.addoption("--embed-boot-timeout", type=float, default=None, metavar="SECONDS",
-                    help="give up booting the server after this long (default 600)")
-    group.addoption("--embed-api-key", default=None, metavar="KEY",
-                    help=f"API key the server requires (SGLang --api-key); or set {API_KEY_ENV}")
+    add = group.addoption
+    add("--embed-model", action="append", default=[], metavar="MODEL",
+        help="model alias or local model directory; repeat (or comma-separate) for several. "
+             f"Default: the embed_model ini value, else {DEFAULT_ALIAS}.")
+    add("--embed-url", metavar="URL", help="test an already-running OpenAI-compatible server instead of booting one")
+    add("--embed-device", choices=("auto", "cpu", "cuda"), default=None,
+        help="where SGLang runs (default: auto, cuda when NVML sees a GPU)")
+    add("--embed-server-arg", action="append", default=[], metavar="ARG",
+        help="extra SGLang launch argument(s), e.g. --embed-server-arg='--mem-fraction-static 0.6'")
+    add("--embed-boot-timeout", type=float, default=None, metavar="SECONDS",
+        help="give up booting the server after this long (default 600)")
+    add("--embed-api-key", default=None, metavar="KEY",
+        help=f"API key the server requires (SGLang --api-key); or set {API_KEY_ENV}")
+    add("--embed-baselines", default=None, metavar="DIR", help="baseline directory (default: baselines/)")
+    add("--embed-hardware", default=None, metavar="KEY",
+        help="hardware key for baselines instead of the detected one (e.g. a100-80gb-x1, cpu-2c)")
+    add("--embed-strict", action="store_true", help="a metric with no baseline for this hardware fails its test")
+    add("--embed-update-baselines", action="store_true",
+        help="write this run's measurements as the baselines of this hardware, and print the diff")
+    add("--embed-accept-regressions", action="store_true",
+        help="with --embed-update-baselines: also write values that regressed")
+    add("--embed-report", default=None, metavar="PATH", help="write every measurement and verdict as JSON")
     parser.addini("embed_model", "default model(s) when --embed-model is not given", type="args")
     parser.addini("embed_device", "default for --embed-device", default="auto")
     parser.addini("embed_boot_timeout", "default for --embed-boot-timeout (seconds)", default="600")
+    parser.addini("embed_baselines", "default for --embed-baselines", default="baselines")
 
 
-def _requested_models(config: pytest.Config) -> list[str]:
-    names = [name.strip() for value in config.getoption("embed_model") for name in value.split(",")]
-    return [name for name in names if name] or config.getini("embed_model") or [DEFAULT_ALIAS]
+def _settings(config: pytest.Config) -> Settings:
+    option = config.getoption
+    names = [name.strip() for value in option("embed_model") for name in value.split(",")]
+    names = [name for name in names if name] or config.getini("embed_model") or [DEFAULT_ALIAS]
+    registry = Registry.for_project(config.rootpath)
+    specs = [registry.resolve(name) for name in dict.fromkeys(names)]
+    if option("embed_url") and len(specs) > 1:
+        raise pytest.UsageError("--embed-url tests one server: pass exactly one --embed-model with it")
+    if option("embed_accept_regressions") and not option("embed_update_baselines"):
+        raise pytest.UsageError("--embed-accept-regressions only means something with --embed-update-baselines")
+    report = option("embed_report")
+    return Settings(
+        specs=specs,
+        url=option("embed_url"),
+        device=option("embed_device") or config.getini("embed_device"),
+        server_args=tuple(arg for value in option("embed_server_arg") for arg in shlex.split(value)),
+        boot_timeout=option("embed_boot_timeout") or float(config.getini("embed_boot_timeout")),
+        api_key=option("embed_api_key") or os.environ.get(API_KEY_ENV) or None,
+        hardware=option("embed_hardware"),
+        strict=option("embed_strict"),
+        update_baselines=option("embed_update_baselines"),
+        accept_regressions=option("embed_accept_regressions"),
+        report_path=Path(report) if report else None,
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "embed: a test of the embedding server under test")
     try:
-        registry = Registry.for_project(config.rootpath)
-        specs = [registry.resolve(name) for name in dict.fromkeys(_requested_models(config))]
-    except (UnknownModelError, ModelConfigError) as exc:
+        config.stash[SETTINGS] = _settings(config)
+        directory = config.rootpath / (config.getoption("embed_baselines") or config.getini("embed_baselines"))
+        # Validated now, so that a broken file stops the run before a GPU server boots.
+        config.stash[STORE] = baseline_store.BaselineStore(directory)
+    except (UnknownModelError, ModelConfigError, baseline_store.BaselineError) as exc:
         raise pytest.UsageError(str(exc)) from None
-    url = config.getoption("embed_url")
-    if url and len(specs) > 1:
-        raise pytest.UsageError("--embed-url tests one server: pass exactly one --embed-model with it")
-    device = config.getoption("embed_device") or config.getini("embed_device")
-    config.stash[SPECS] = specs
-    config.stash[SETTINGS] = {
-        "url": url,
-        "device": device,
-        "server_args": tuple(arg for value in config.getoption("embed_server_arg") for arg in shlex.split(value)),
-        "boot_timeout": config.getoption("embed_boot_timeout") or float(config.getini("embed_boot_timeout")),
-        "api_key": config.getoption("embed_api_key") or os.environ.get(API_KEY_ENV) or None,
-    }
+    config.stash[RUN] = Run()
+    config.stash[UPDATES] = {}
 
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    settings = config.stash.get(SETTINGS, None)
+    if settings is None:
+        return None
+    target = settings.url or f"SGLang booted by the plugin, device {settings.device}"
+    return f"embedeval: models {', '.join(s.alias for s in settings.specs)}; server: {target}"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "embed_model" in metafunc.fixturenames:
+        specs = metafunc.config.stash[SETTINGS].specs
+        metafunc.parametrize("embed_model", specs, ids=[s.alias for s in specs], indirect=True, scope="session")
+
+
+# -- the server under test --------------------------------------------------------------------------
 
 def _terminate_as_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
@@ -77,41 +143,26 @@ def _unwind_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, _terminate_as_interrupt)
 
 
-def pytest_report_header(config: pytest.Config) -> str | None:
-    specs, settings = config.stash.get(SPECS, None), config.stash.get(SETTINGS, None)
-    if not specs:
-        return None
-    target = settings["url"] or f"SGLang booted by the plugin, device {settings['device']}"
-    return f"embedeval: models {', '.join(s.alias for s in specs)}; server: {target}"
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "embed_model" in metafunc.fixturenames:
-        specs = metafunc.config.stash[SPECS]
-        metafunc.parametrize("embed_model", specs, ids=[s.alias for s in specs], indirect=True, scope="session")
-
-
 @pytest.fixture(scope="session")
 def embed_model(request: pytest.FixtureRequest):
     """The ModelSpec under test (the session runs once per --embed-model)."""
-    return getattr(request, "param", request.config.stash[SPECS][0])
+    return getattr(request, "param", request.config.stash[SETTINGS].specs[0])
 
 
 @pytest.fixture(scope="session")
 def embed_server(embed_model, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """A ready server for the model: booted (and always stopped) by the plugin, or --embed-url's."""
     settings = request.config.stash[SETTINGS]
-    if settings["url"]:
-        server = RemoteServer(settings["url"], embed_model, api_key=settings["api_key"])
+    if settings.url:
+        server = RemoteServer(settings.url, embed_model, api_key=settings.api_key)
     else:
-        device = detect_device() if settings["device"] == "auto" else settings["device"]
         server = SGLangServer(
             embed_model,
-            device=device,
+            device=detect_device() if settings.device == "auto" else settings.device,
             log_path=tmp_path_factory.mktemp("embedeval") / f"sglang-{embed_model.alias}.log",
-            extra_args=settings["server_args"],
-            api_key=settings["api_key"],
-            boot_timeout=settings["boot_timeout"],
+            extra_args=settings.server_args,
+            api_key=settings.api_key,
+            boot_timeout=settings.boot_timeout,
         )
         _unwind_on_sigterm()
     try:
@@ -129,9 +180,66 @@ def embed_client(embed_server, request: pytest.FixtureRequest):
     """The real ``openai`` client bound to the server, with a checked ``embed(texts)``."""
     from .client import EmbeddingClient  # openai takes 0.6 s to import: not for every pytest run
 
-    return EmbeddingClient(embed_server.url, embed_server.served_model(),
-                           api_key=request.config.stash[SETTINGS]["api_key"])
+    return EmbeddingClient(embed_server.url, embed_server.served_model(), api_key=request.config.stash[SETTINGS].api_key)
 
+
+# -- baselines and verdicts --------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def embed_run(embed_server, request: pytest.FixtureRequest) -> ModelRun:
+    """This model's record in the run: its hardware profile and every verdict so far."""
+    config = request.config
+    settings = config.stash[SETTINGS]
+    hardware, machine = describe(embed_server.device)
+    engine, software = embed_server.engine_info()
+    run = ModelRun(
+        model=embed_server.spec.alias,
+        profile=HardwareProfile(settings.hardware or hardware, engine, embed_server.dtype),
+        machine=machine,
+        software=software,
+        server={
+            "url": embed_server.url,
+            "argv": redact(embed_server.argv, settings.api_key) if isinstance(embed_server, SGLangServer) else None,
+            "boot_seconds": embed_server.boot_seconds,
+        },
+    )
+    config.stash[RUN].models[run.model] = run
+    return run
+
+
+@pytest.fixture
+def embed_metric(embed_run, request: pytest.FixtureRequest):
+    """Call ``embed_metric(name, value, tolerance=None, interval=None)`` to record a measurement.
+
+    It is compared with this hardware's baseline at once; a regression fails this test.
+    """
+    config = request.config
+    settings = config.stash[SETTINGS]
+    baselines = config.stash[STORE].for_model(embed_run.model)
+
+    def record(name: str, value: float, *, tolerance: str | float | None = None,
+               interval: tuple[float, float] | None = None) -> Verdict:
+        try:
+            definition = metric(name)
+            parsed = Tolerance.parse(tolerance) if tolerance is not None else None
+            if parsed:
+                definition.check_tolerance(parsed)
+        except (KeyError, ValueError) as exc:
+            pytest.fail(f"embed_metric({name!r}): {exc.args[0]}", pytrace=False)
+        verdict = baselines.compare(name, float(value), embed_run.profile, tolerance=parsed, interval=interval,
+                                    test=request.node.nodeid)
+        embed_run.verdicts.append(verdict)
+        request.node.user_properties.append((f"embedeval:{name}", verdict.measured))  # JUnit XML
+        failing = (verdict.outcome is Outcome.REGRESSED and not settings.accept_regressions) or (
+            verdict.outcome is Outcome.NO_BASELINE and settings.strict and not settings.update_baselines)
+        if failing:
+            pytest.fail(f"{verdict.reason()}\n\n{verdict.section()}", pytrace=False)
+        return verdict
+
+    return record
+
+
+# -- built-in checks ---------------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
 def embed_reference(embed_model) -> ReferenceModel:
@@ -167,6 +275,8 @@ def embed_server_memory(embed_server):
     return lambda: tree_pss_bytes(embed_server.process.pid)
 
 
+# -- reporting ---------------------------------------------------------------------------------------
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
@@ -176,3 +286,47 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         report.sections.append((f"embed server log, last lines (server {state})", server.log_tail()))
     return report
 
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    settings, run = config.stash.get(SETTINGS, None), config.stash.get(RUN, None)
+    if settings is None or run is None:
+        return
+    # An interrupted run measured only part of what it set out to: it never rewrites baselines.
+    if settings.update_baselines and session.exitstatus != pytest.ExitCode.INTERRUPTED:
+        store = config.stash[STORE]
+        for model_run in run.models.values():
+            measurements = model_run.measurements()
+            if measurements:
+                config.stash[UPDATES][model_run.model] = baseline_store.update(
+                    store.directory, model_run.model, model_run.profile, measurements,
+                    machine=model_run.machine, software=model_run.software,
+                    accept_regressions=settings.accept_regressions,
+                )
+        if any(not c.written for changes in config.stash[UPDATES].values() for c in changes):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if settings.report_path and run.models:
+        baseline_store.write_atomically(settings.report_path, run.to_json())
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    run = config.stash.get(RUN, None)
+    if not run or not run.models:
+        return
+    for model_run in run.models.values():
+        if not model_run.verdicts:
+            continue
+        terminalreporter.section(f"embedeval: {model_run.model} on {model_run.profile}", sep="-")
+        terminalreporter.line(verdict_table(model_run.verdicts))
+    for model, changes in config.stash[UPDATES].items():
+        path = config.stash[STORE].for_model(model).path
+        terminalreporter.section(f"embedeval: baseline update for {model} ({path})", sep="-")
+        terminalreporter.line(diff_table(changes))
+        refused = [c.metric for c in changes if not c.written]
+        if refused:
+            terminalreporter.line(
+                f"refused to write regressed values for {', '.join(refused)}: the old baselines stay. "
+                "Re-run with --embed-accept-regressions if the regression is intended.", red=True)
+    settings = config.stash[SETTINGS]
+    if settings.report_path:
+        terminalreporter.line(f"embedeval: full report in {settings.report_path}")

@@ -61,6 +61,19 @@ class RemoteServer:
         except Exception:
             return "auto"
 
+    @property
+    def device(self) -> str:
+        # The hardware key assumes the server runs on this machine (--embed-hardware overrides it).
+        from .sglang import detect_device
+
+        return detect_device()
+
+    def engine_info(self) -> tuple[str, str]:
+        try:
+            return "sglang", f"sglang {self._get('/get_server_info')['version']} (at {self.url})"
+        except Exception:
+            return "openai-compatible", f"unknown server at {self.url}"
+
     def is_alive(self) -> bool:
         return True
 

@@ -224,6 +224,12 @@ class SGLangServer:
     def served_model(self) -> str:
         return self.spec.alias
 
+    def engine_info(self) -> tuple[str, str]:
+        """(engine, software versions) for the baseline's provenance."""
+        from importlib.metadata import version
+
+        return "sglang", f"sglang {version('sglang')}, torch {version('torch')}, transformers {version('transformers')}"
+
     def is_alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 

@@ -1,0 +1,335 @@
+"""The baseline store: one TOML file per model under ``baselines/``, reviewed in pull requests.
+
+    model = "qwen3-4b"
+
+    [profiles.article]                  # a free name; the fields below decide where it applies
+    hardware = "a100-80gb-x1"           # or "cpu-2c", or "any" (accuracy, facts)
+    engine = "sglang"
+    dtype = "auto"                      # as the server was configured
+    source = "article"                  # article | official | measured
+    date = "2025-06-01"
+    machine = "NVIDIA A100 80GB"
+    software = "SGLang (version not stated)"
+    note = "..."
+
+    [profiles.article.metrics]
+    latency_p50_ms = { value = 89.0, note = "batch 1, 128 tokens" }
+    cmteb_avg = { value = 70.58, tolerance = 1.0 }
+    context_length = { value = 8192, disputed = "the model has 512 positions" }   # kept, never compared
+
+Loading validates everything and names the file and field of any mistake, before a server boots.
+Updating rewrites values in place (tomlkit keeps comments, order and formatting, so the diff shows
+only what changed), under a lock, through a temporary file and a rename.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import fcntl
+import os
+import re
+import tempfile
+import tomllib
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tomlkit
+
+from .hardware import ANY, HardwareProfile
+from .metrics import EXACT, Tolerance, metric
+from .verdicts import Outcome, Verdict, compare
+
+SOURCES = ("article", "official", "measured")
+_PROFILE_FIELDS = {"hardware", "engine", "dtype", "source", "date", "machine", "software", "note", "metrics"}
+_ENTRY_FIELDS = {"value", "tolerance", "note", "disputed"}
+
+
+class BaselineError(ValueError):
+    """A baseline file is malformed: names the file, the field and what was expected."""
+
+    def __init__(self, path: Path, where: str, problem: str):
+        super().__init__(f"{path}: {where}: {problem}")
+
+
+@dataclass(frozen=True)
+class Entry:
+    value: float
+    tolerance: Tolerance | None = None
+    note: str | None = None
+    disputed: str | None = None  # why this published figure is known to be wrong: kept, never compared
+
+
+@dataclass
+class Profile:
+    name: str
+    hardware: str
+    engine: str
+    dtype: str
+    source: str
+    date: str
+    machine: str = ""
+    software: str = ""
+    note: str = ""
+    metrics: dict[str, Entry] = field(default_factory=dict)
+
+    def applies_to(self, here: HardwareProfile) -> bool:
+        return here.matches(self.hardware, self.engine, self.dtype)
+
+    @property
+    def is_exact(self) -> bool:
+        return ANY not in (self.hardware, self.engine, self.dtype)
+
+
+@dataclass
+class ModelBaselines:
+    path: Path
+    model: str
+    profiles: dict[str, Profile]
+
+    def find(self, metric_name: str, here: HardwareProfile) -> tuple[Profile, Entry] | None:
+        """The baseline for this hardware: an exact profile first, then one that says "any".
+
+        Measured figures beat published ones for the same hardware; profiles for other hardware
+        and figures marked disputed are never used.
+        """
+        candidates = [p for p in self.profiles.values()
+                      if metric_name in p.metrics and not p.metrics[metric_name].disputed and p.applies_to(here)]
+        if not candidates:
+            return None
+        best = max(candidates, key=lambda p: (p.is_exact, p.source == "measured"))
+        return best, best.metrics[metric_name]
+
+    def compare(self, metric_name: str, measured: float, here: HardwareProfile, *,
+                tolerance: Tolerance | None = None, interval=None, test: str | None = None) -> Verdict:
+        definition = metric(metric_name)
+        found = self.find(metric_name, here)
+        if found is None:
+            return compare(definition, measured, None, model=self.model, profile=str(here), interval=interval,
+                           test=test)
+        profile, entry = found
+        return compare(definition, measured, entry.value, tolerance or entry.tolerance, model=self.model,
+                       profile=profile.name, source=profile.source, interval=interval, test=test)
+
+
+# -- loading ------------------------------------------------------------------------------------
+
+def _require(path: Path, where: str, table: dict, name: str, kind: type, expected: str):
+    if name not in table:
+        raise BaselineError(path, where, f"field {name!r} is missing; expected {expected}")
+    value = table[name]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise BaselineError(path, f"{where}.{name}", f"expected {expected}, got {value!r}")
+    return value
+
+
+def _entry(path: Path, where: str, raw) -> Entry:
+    table = raw if isinstance(raw, dict) else {"value": raw}
+    unknown = sorted(set(table) - _ENTRY_FIELDS)
+    if unknown:
+        raise BaselineError(path, f"{where}.{unknown[0]}", f"unknown field; expected one of {sorted(_ENTRY_FIELDS)}")
+    value = _require(path, where, table, "value", (int, float), "a number")
+    tolerance = None
+    if "tolerance" in table:
+        name = where.rsplit(".", 1)[-1]
+        try:
+            tolerance = Tolerance.parse(table["tolerance"])
+            metric(name).check_tolerance(tolerance)
+        except ValueError as exc:
+            raise BaselineError(path, f"{where}.tolerance", str(exc)) from None
+    for key in ("note", "disputed"):
+        if key in table and not isinstance(table[key], str):
+            raise BaselineError(path, f"{where}.{key}", f"expected text, got {table[key]!r}")
+    return Entry(float(value), tolerance, table.get("note"), table.get("disputed"))
+
+
+def _profile(path: Path, name: str, table) -> Profile:
+    where = f"profiles.{name}"
+    if not isinstance(table, dict):
+        raise BaselineError(path, where, "expected a table")
+    unknown = sorted(set(table) - _PROFILE_FIELDS)
+    if unknown:
+        raise BaselineError(path, f"{where}.{unknown[0]}", f"unknown field; expected one of {sorted(_PROFILE_FIELDS)}")
+    text = {key: _require(path, where, table, key, str, "text")
+            for key in ("hardware", "engine", "dtype", "source", "date")}
+    if text["source"] not in SOURCES:
+        raise BaselineError(path, f"{where}.source", f"expected one of {SOURCES}, got {text['source']!r}")
+    if text["date"] != "unknown" and not re.fullmatch(r"\d{4}-\d{2}(-\d{2})?", text["date"]):
+        raise BaselineError(path, f"{where}.date", f"expected YYYY-MM-DD (or YYYY-MM, or \"unknown\"), got {text['date']!r}")
+    optional = {key: table.get(key, "") for key in ("machine", "software", "note")}
+    for key, value in optional.items():
+        if not isinstance(value, str):
+            raise BaselineError(path, f"{where}.{key}", f"expected text, got {value!r}")
+    raw_metrics = table.get("metrics", {})
+    if not isinstance(raw_metrics, dict):
+        raise BaselineError(path, f"{where}.metrics", "expected a table of metric = value")
+    metrics = {}
+    for metric_name, raw in raw_metrics.items():
+        try:
+            metric(metric_name)
+        except KeyError as exc:
+            raise BaselineError(path, f"{where}.metrics.{metric_name}", exc.args[0]) from None
+        metrics[metric_name] = _entry(path, f"{where}.metrics.{metric_name}", raw)
+    return Profile(name=name, **text, **optional, metrics=metrics)
+
+
+def load(path: Path) -> ModelBaselines:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise BaselineError(path, "syntax", str(exc)) from None
+    model = _require(path, "top level", data, "model", str, "the model alias, e.g. \"qwen3-4b\"")
+    if path.stem != model:
+        raise BaselineError(path, "model", f"the file of model {model!r} must be named {model}.toml")
+    profiles = data.get("profiles", {})
+    if not isinstance(profiles, dict):
+        raise BaselineError(path, "profiles", "expected tables [profiles.<name>]")
+    unknown = sorted(set(data) - {"model", "profiles"})
+    if unknown:
+        raise BaselineError(path, unknown[0], "unknown field; expected 'model' and [profiles.<name>] tables")
+    return ModelBaselines(path, model, {name: _profile(path, name, table) for name, table in profiles.items()})
+
+
+class BaselineStore:
+    """All models' baselines in one directory."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+        self.models: dict[str, ModelBaselines] = {}
+        if self.directory.is_dir():
+            for path in sorted(self.directory.glob("*.toml")):
+                baselines = load(path)
+                self.models[baselines.model] = baselines
+
+    def for_model(self, model: str) -> ModelBaselines:
+        return self.models.get(model) or ModelBaselines(self.directory / f"{model}.toml", model, {})
+
+
+# -- updating -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Change:
+    metric: str
+    old: float | None
+    new: float
+    action: str  # "new", "updated", "unchanged", "refused: regressed", "accepted regression"
+    verdict: Verdict | None = None
+
+    @property
+    def written(self) -> bool:
+        return not self.action.startswith("refused")
+
+
+@contextmanager
+def _locked(directory: Path):
+    """One writer at a time (pytest-xdist workers, parallel jobs): flock on the directory itself."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Readers see the old file or the new one, never a mix: write beside it, fsync, rename."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def profile_name(here: HardwareProfile) -> str:
+    return f"{here.hardware}-{here.engine}-{here.dtype}"
+
+
+def update(
+    directory: Path,
+    model: str,
+    here: HardwareProfile,
+    measurements: dict[str, float],
+    *,
+    machine: str,
+    software: str,
+    accept_regressions: bool = False,
+    today: _dt.date | None = None,
+) -> list[Change]:
+    """Write measured values into the "measured" profile for this hardware.
+
+    A value that regressed against the current baseline is refused (kept as it was) unless
+    ``accept_regressions``: a baseline is never weakened silently.
+    """
+    directory = Path(directory)
+    path = directory / f"{model}.toml"
+    with _locked(directory):
+        # Re-read under the lock: another worker may have written since this run started.
+        current = load(path) if path.exists() else ModelBaselines(path, model, {})
+        document = tomlkit.parse(path.read_text(encoding="utf-8")) if path.exists() else _new_document(model)
+        name = profile_name(here)
+        changes = []
+        for metric_name, value in sorted(measurements.items()):
+            old = current.profiles[name].metrics.get(metric_name) if name in current.profiles else None
+            verdict = current.compare(metric_name, value, here)
+            if old is None:
+                action = "new"
+            elif verdict.outcome is Outcome.REGRESSED:
+                action = "accepted regression" if accept_regressions else "refused: regressed"
+            else:
+                action = "unchanged" if old.value == value else "updated"
+            changes.append(Change(metric_name, old.value if old else None, value, action, verdict))
+        for stale in directory.glob(f".{path.name}.*.tmp"):  # left by a writer that was SIGKILLed
+            stale.unlink(missing_ok=True)
+        written = [c for c in changes if c.written and c.action != "unchanged"]
+        if written:
+            _apply(document, name, here, written, machine, software, today or _dt.date.today())
+            text = tomlkit.dumps(document)
+            load_text_check(path, text)
+            write_atomically(path, text)
+        return changes
+
+
+def _new_document(model: str) -> tomlkit.TOMLDocument:
+    document = tomlkit.document()
+    document.add(tomlkit.comment(f"Baselines for {model}. Reviewed in pull requests; see the README for the format."))
+    document["model"] = model
+    document["profiles"] = tomlkit.table(is_super_table=True)
+    return document
+
+
+def _apply(document, name: str, here: HardwareProfile, changes: list[Change], machine: str, software: str,
+           today: _dt.date) -> None:
+    profiles = document.setdefault("profiles", tomlkit.table(is_super_table=True))
+    if name not in profiles:
+        profile = tomlkit.table()
+        profile["hardware"], profile["engine"], profile["dtype"] = here.hardware, here.engine, here.dtype
+        profile["source"] = "measured"
+        profile["metrics"] = tomlkit.table()
+        profiles[name] = profile
+    profile = profiles[name]
+    profile["date"], profile["machine"], profile["software"] = today.isoformat(), machine, software
+    metrics = profile.setdefault("metrics", tomlkit.table())
+    for change in changes:
+        exact = metric(change.metric).better == EXACT  # counts (dimensions, tokens) stay integers
+        value = int(change.new) if exact and float(change.new).is_integer() else round(float(change.new), 6)
+        existing = metrics.get(change.metric)
+        if isinstance(existing, dict):
+            existing["value"] = value  # keeps the entry's tolerance and note
+        else:
+            metrics[change.metric] = value
+
+
+def load_text_check(path: Path, text: str) -> None:
+    """Refuse to write a file that would not load back."""
+    with tempfile.TemporaryDirectory() as scratch:
+        probe = Path(scratch) / path.name
+        probe.write_text(text, encoding="utf-8")
+        load(probe)

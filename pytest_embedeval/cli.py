@@ -1,0 +1,83 @@
+"""`embedeval`: the same store and reports as the plugin, outside pytest.
+
+    embedeval baselines show [MODEL]
+    embedeval baselines update RUN.json [--accept-regressions]
+    embedeval report RUN.json [--markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import baselines as store
+from .report import diff_table, store_table, verdict_table
+from .results import Run
+
+
+def _show(args) -> int:
+    baselines = store.BaselineStore(args.dir)
+    models = [args.model] if args.model else sorted(baselines.models)
+    if args.model and args.model not in baselines.models:
+        print(f"no baselines for {args.model!r} in {args.dir}; known: {', '.join(sorted(baselines.models))}",
+              file=sys.stderr)
+        return 2
+    print("\n\n".join(store_table(baselines.models[m], markdown=args.markdown) for m in models))
+    return 0
+
+
+def _update(args) -> int:
+    run = Run.from_json(args.run)
+    store.BaselineStore(args.dir)  # validate what is there before touching it
+    refused = False
+    for model_run in run.models.values():
+        changes = store.update(args.dir, model_run.model, model_run.profile, model_run.measurements(),
+                               machine=model_run.machine, software=model_run.software,
+                               accept_regressions=args.accept_regressions)
+        print(f"{model_run.model} on {model_run.profile} ({Path(args.dir) / (model_run.model + '.toml')})")
+        print(diff_table(changes))
+        refused = refused or any(not c.written for c in changes)
+    if refused:
+        print("refused to write regressed values: the old baselines stay. "
+              "Pass --accept-regressions if the regression is intended.", file=sys.stderr)
+    return 1 if refused else 0
+
+
+def _report(args) -> int:
+    run = Run.from_json(args.run)
+    for model_run in run.models.values():
+        title = f"{model_run.model} on {model_run.profile} ({model_run.machine}; {model_run.software})"
+        print(f"### {title}\n" if args.markdown else title)
+        print(verdict_table(model_run.verdicts, markdown=args.markdown))
+        print()
+    return 1 if run.regressions() else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="embedeval", description="pytest-embedeval outside pytest")
+    commands = parser.add_subparsers(dest="command", required=True)
+    baselines = commands.add_parser("baselines", help="show or update the baseline store")
+    actions = baselines.add_subparsers(dest="action", required=True)
+    show = actions.add_parser("show", help="print the baselines as a table")
+    show.add_argument("model", nargs="?")
+    show.add_argument("--markdown", action="store_true")
+    update = actions.add_parser("update", help="write a saved run's measurements (pytest --embed-report)")
+    update.add_argument("run", type=Path)
+    update.add_argument("--accept-regressions", action="store_true")
+    for sub in (show, update):
+        sub.add_argument("--dir", type=Path, default=Path("baselines"), help="baseline directory (default: baselines)")
+    report = commands.add_parser("report", help="render a saved run (pytest --embed-report) again")
+    report.add_argument("run", type=Path)
+    report.add_argument("--markdown", action="store_true")
+    args = parser.parse_args(argv)
+    handler = {"show": _show, "update": _update}.get(getattr(args, "action", None), _report)
+    try:
+        return handler(args)
+    except (store.BaselineError, ValueError) as exc:
+        print(f"embedeval: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Which hardware a measurement came from: the key a baseline is stored and looked up under.
+
+Keys are coarse on purpose ("a100-80gb-x1", "cpu-2c"): an A100 80GB in SXM or PCIe form is the
+same baseline class, and the exact model and driver are kept as provenance beside the figures.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from dataclasses import dataclass
+
+ANY = "any"
+
+# Form factors and memory kinds that do not change which baseline applies.
+_NOISE_WORDS = {"nvidia", "geforce", "tesla", "sxm", "sxm2", "sxm4", "sxm5", "pcie", "hbm3", "hbm3e", "nvl", "mig"}
+
+
+@dataclass(frozen=True)
+class HardwareProfile:
+    hardware: str  # "a100-80gb-x1", "cpu-2c"
+    engine: str  # "sglang"
+    dtype: str  # as the server was configured: "float32", "bfloat16", "auto"
+
+    def matches(self, hardware: str, engine: str, dtype: str) -> bool:
+        """True when a stored profile with these fields applies here; "any" matches everything."""
+        return all(stored in (ANY, mine) for stored, mine in
+                   ((hardware, self.hardware), (engine, self.engine), (dtype, self.dtype)))
+
+    def __str__(self) -> str:
+        return f"{self.hardware} / {self.engine} / {self.dtype}"
+
+
+def gpu_hardware_id(names: list[str]) -> str:
+    """``["NVIDIA A100-SXM4-80GB"]`` -> ``"a100-80gb-x1"``."""
+    words = [w for w in re.split(r"[^a-z0-9]+", names[0].lower()) if w and w not in _NOISE_WORDS]
+    return f"{'-'.join(words)}-x{len(names)}"
+
+
+def cpu_hardware_id() -> str:
+    return f"cpu-{len(os.sched_getaffinity(0))}c"
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def gpu_names(indexes: list[int] | None = None) -> tuple[list[str], str | None]:
+    """Names of the GPUs (all, or those at ``indexes``) and the driver version; ([], None) without NVML."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:
+        return [], None
+    try:
+        count = pynvml.nvmlDeviceGetCount()
+        chosen = indexes if indexes is not None else range(count)
+        names = [pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(i)) for i in chosen]
+        return [n.decode() if isinstance(n, bytes) else n for n in names], pynvml.nvmlSystemGetDriverVersion()
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def visible_gpu_indexes() -> list[int] | None:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return None
+    return [int(i) for i in visible.split(",") if i.strip().isdigit()]
+
+
+def describe(device: str) -> tuple[str, str]:
+    """(hardware key, machine description) for the device a server runs on."""
+    if device != "cpu":
+        names, driver = gpu_names(visible_gpu_indexes())
+        if names:
+            return gpu_hardware_id(names), f"{names[0]} x{len(names)}, driver {driver}"
+    return cpu_hardware_id(), f"{cpu_model()} ({len(os.sched_getaffinity(0))} cores)"

@@ -1,0 +1,95 @@
+"""What can be measured, which way is better, and how much change is noise.
+
+Tolerances are written with their unit so a wrong one is caught on load: relative ones as "10%"
+(times, bytes, rates), absolute ones as plain numbers in the metric's own unit (score points).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+HIGHER, LOWER, EXACT = "higher", "lower", "exact"
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    value: float
+    relative: bool
+
+    @classmethod
+    def parse(cls, raw: object) -> "Tolerance":
+        """``"10%"`` is relative, a number is absolute. Raises ValueError with the expected form."""
+        if isinstance(raw, str):
+            match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*%\s*", raw)
+            if not match:
+                raise ValueError(f"expected a percentage like \"10%\" or a number, got {raw!r}")
+            return cls(float(match.group(1)) / 100, relative=True)
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)) or raw < 0:
+            raise ValueError(f"expected a percentage like \"10%\" or a non-negative number, got {raw!r}")
+        return cls(float(raw), relative=False)
+
+    def band(self, baseline: float) -> float:
+        """How far from the baseline a measurement may land and still be noise."""
+        return abs(baseline) * self.value if self.relative else self.value
+
+    def to_toml(self) -> str | float:
+        return f"{self.value * 100:g}%" if self.relative else self.value
+
+    def __str__(self) -> str:
+        return f"{self.value * 100:g}%" if self.relative else f"{self.value:g}"
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    unit: str
+    better: str  # HIGHER, LOWER or EXACT
+    tolerance: Tolerance
+    description: str
+
+    def check_tolerance(self, tolerance: Tolerance) -> None:
+        """Times, bytes and rates scale with the machine: their tolerance must be relative."""
+        if self.tolerance.relative and not tolerance.relative:
+            raise ValueError(f"{self.name} takes a relative tolerance like \"{self.tolerance}\", got {tolerance}")
+        if not self.tolerance.relative and tolerance.relative:
+            raise ValueError(f"{self.name} takes a tolerance in {self.unit}, like {self.tolerance}, got {tolerance}")
+
+
+def _m(name, unit, better, tolerance, description) -> Metric:
+    return Metric(name, unit, better, Tolerance.parse(tolerance), description)
+
+
+CATALOGUE: dict[str, Metric] = {m.name: m for m in (
+    _m("gpu_memory_bytes", "B", LOWER, "10%", "GPU memory of the server's processes after load"),
+    _m("gpu_memory_peak_bytes", "B", LOWER, "10%", "peak GPU memory under load"),
+    _m("host_memory_bytes", "B", LOWER, "15%", "PSS of the server's process tree"),
+    _m("latency_p50_ms", "ms", LOWER, "15%", "median request latency"),
+    _m("latency_p90_ms", "ms", LOWER, "20%", "90th percentile request latency"),
+    _m("latency_p99_ms", "ms", LOWER, "30%", "99th percentile request latency"),
+    _m("latency_mean_ms", "ms", LOWER, "15%", "mean request latency"),
+    _m("throughput_tokens_per_s", "tokens/s", HIGHER, "10%", "input tokens embedded per second"),
+    _m("throughput_requests_per_s", "req/s", HIGHER, "10%", "requests completed per second"),
+    _m("max_throughput_tokens_per_s", "tokens/s", HIGHER, "10%", "the best tokens/s of a concurrency sweep"),
+    _m("boot_seconds", "s", LOWER, "50%", "launch to ready"),
+    _m("cmteb_avg", "points", HIGHER, 0.5, "C-MTEB average main score, 0-100"),
+    _m("cmteb_sts_avg", "points", HIGHER, 0.5, "average of the 7 C-MTEB STS tasks, 0-100"),
+    _m("stsb_spearman", "points", HIGHER, 0.5, "STS-B cosine Spearman, 0-100"),
+    _m("reference_min_cosine", "cosine", HIGHER, 0.0001, "worst cosine of served vs reference vectors"),
+    _m("dimensions", "dims", EXACT, 0, "length of the served vectors"),
+    _m("context_length", "tokens", EXACT, 0, "longest input the server accepts"),
+)}
+
+# Scores of any mteb task or user data set: "mteb:<TaskName>" and "data:<name>", 0-100 points.
+SCORE_FAMILIES = ("mteb:", "data:")
+
+
+def metric(name: str) -> Metric:
+    """The metric's definition; raises KeyError naming the known ones."""
+    if name in CATALOGUE:
+        return CATALOGUE[name]
+    if name.startswith(SCORE_FAMILIES) and len(name.split(":", 1)[1]) > 0:
+        return _m(name, "points", HIGHER, 0.5, f"main score of {name.split(':', 1)[1]}, 0-100")
+    raise KeyError(
+        f"unknown metric {name!r}; known: {', '.join(CATALOGUE)}, or mteb:<TaskName> / data:<name> for task scores"
+    )

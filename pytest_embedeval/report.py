@@ -1,0 +1,73 @@
+"""Tables people read: verdicts, baseline diffs and the baseline store, as text or Markdown."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from .baselines import Change, ModelBaselines
+from .verdicts import Outcome, Verdict, format_value
+from .metrics import CATALOGUE, metric
+
+_ORDER = {Outcome.REGRESSED: 0, Outcome.NO_BASELINE: 1, Outcome.IMPROVED: 2, Outcome.PASSED: 3}
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[str]], markdown: bool = False) -> str:
+    rows = [[str(cell) for cell in row] for row in rows]
+    if markdown:
+        lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+    widths = [max(len(str(h)), *(len(r[i]) for r in rows)) if rows else len(str(h)) for i, h in enumerate(headers)]
+    render = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([render(headers), render(["-" * w for w in widths]), *map(render, rows)])
+
+
+def verdict_table(verdicts: Iterable[Verdict], markdown: bool = False) -> str:
+    """metric, baseline (profile, source), measured, delta, tolerance, verdict; regressions first."""
+    ordered = sorted(verdicts, key=lambda v: (_ORDER[v.outcome], v.metric))
+    rows = [
+        (
+            v.metric,
+            format_value(v.baseline, v.unit) + (f" ({v.profile}, {v.source})" if v.source else ""),
+            format_value(v.measured, v.unit),
+            v.delta_text(),
+            v.tolerance or "-",
+            v.outcome.value.upper() if v.outcome is Outcome.REGRESSED else v.outcome.value,
+        )
+        for v in ordered
+    ]
+    return table(("metric", "baseline", "measured", "delta", "tolerance", "verdict"), rows, markdown)
+
+
+def diff_table(changes: Iterable[Change], markdown: bool = False) -> str:
+    rows = []
+    for change in changes:
+        unit = metric(change.metric).unit
+        delta = "-" if change.old is None else f"{change.new - change.old:+.4g}"
+        rows.append((change.metric, format_value(change.old, unit), format_value(change.new, unit), delta,
+                     change.action))
+    return table(("metric", "old", "new", "delta", "action"), rows, markdown)
+
+
+def store_table(baselines: ModelBaselines, markdown: bool = False) -> str:
+    """One column per profile, one row per metric, disputed figures marked."""
+    profiles = list(baselines.profiles.values())
+    known = list(CATALOGUE)
+    names = sorted({name for p in profiles for name in p.metrics},
+                   key=lambda n: (known.index(n), n) if n in known else (len(known), n))
+    rows = []
+    for name in names:
+        cells = [name]
+        for profile in profiles:
+            entry = profile.metrics.get(name)
+            if entry is None:
+                cells.append("-")
+            else:
+                cells.append(format_value(entry.value, metric(name).unit) + (" (disputed)" if entry.disputed else ""))
+        rows.append(cells)
+    headers = ["metric", *(f"{p.name} [{p.source}, {p.hardware}]" for p in profiles)]
+    notes = [f"- {p.name}.{name}: disputed: {entry.disputed}" for p in profiles
+             for name, entry in p.metrics.items() if entry.disputed]
+    body = table(headers, rows, markdown)
+    title = f"{baselines.model}  ({baselines.path})"
+    return "\n".join([title, body, *(["", *notes] if notes else [])])
+

@@ -1,0 +1,84 @@
+"""What one run measured, per model, with the verdicts: the JSON report and the CLI's input."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import __version__
+from .hardware import HardwareProfile
+from .verdicts import Outcome, Verdict
+
+FORMAT = "pytest-embedeval/run/1"
+
+
+@dataclass
+class ModelRun:
+    model: str
+    profile: HardwareProfile
+    machine: str
+    software: str
+    server: dict = field(default_factory=dict)  # url, argv (API key redacted), boot_seconds
+    verdicts: list[Verdict] = field(default_factory=list)
+
+    def measurements(self) -> dict[str, float]:
+        """The last value recorded for each metric."""
+        return {v.metric: v.measured for v in self.verdicts}
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.model,
+            "profile": asdict(self.profile),
+            "machine": self.machine,
+            "software": self.software,
+            "server": self.server,
+            "verdicts": [v.to_dict() for v in self.verdicts],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelRun":
+        return cls(
+            model=data["model"],
+            profile=HardwareProfile(**data["profile"]),
+            machine=data.get("machine", ""),
+            software=data.get("software", ""),
+            server=data.get("server", {}),
+            verdicts=[Verdict.from_dict(v) for v in data.get("verdicts", [])],
+        )
+
+
+@dataclass
+class Run:
+    models: dict[str, ModelRun] = field(default_factory=dict)
+    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    environment: dict = field(default_factory=dict)
+
+    def verdicts(self) -> list[Verdict]:
+        return [v for run in self.models.values() for v in run.verdicts]
+
+    def regressions(self) -> list[Verdict]:
+        return [v for v in self.verdicts() if v.outcome is Outcome.REGRESSED]
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "format": FORMAT,
+            "plugin_version": __version__,
+            "created": self.created,
+            "environment": self.environment,
+            "models": [run.to_dict() for run in self.models.values()],
+        }, indent=2, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, path: Path) -> "Run":
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{path}: not a readable JSON run report ({exc})") from None
+        if data.get("format") != FORMAT:
+            raise ValueError(f"{path}: field 'format' is {data.get('format')!r}; expected {FORMAT!r} "
+                             "(a report written by pytest --embed-report)")
+        runs = [ModelRun.from_dict(m) for m in data.get("models", [])]
+        return cls({r.model: r for r in runs}, data.get("created", ""), data.get("environment", {}))

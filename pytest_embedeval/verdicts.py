@@ -1,0 +1,133 @@
+"""Measured against baseline: a pure function in, a verdict out that renders itself as a sentence.
+
+The same verdict objects feed test failures, the terminal table, JSON and Markdown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import Enum
+
+from .metrics import EXACT, HIGHER, Metric, Tolerance
+
+
+class Outcome(str, Enum):
+    PASSED = "pass"
+    REGRESSED = "regressed"
+    IMPROVED = "improved"
+    NO_BASELINE = "no baseline"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    model: str
+    metric: str
+    unit: str
+    measured: float
+    outcome: Outcome
+    baseline: float | None = None
+    tolerance: str | None = None  # as written: "10%" or "0.5"
+    profile: str | None = None  # the baseline profile compared against
+    source: str | None = None  # that profile's provenance
+    interval: tuple[float, float] | None = None  # confidence interval of the measurement
+    test: str | None = None
+
+    @property
+    def delta(self) -> float | None:
+        return None if self.baseline is None else self.measured - self.baseline
+
+    def delta_text(self) -> str:
+        if self.baseline is None:
+            return "-"
+        if self.tolerance and self.tolerance.endswith("%") and self.baseline:
+            return f"{(self.measured - self.baseline) / abs(self.baseline) * 100:+.1f}%"
+        return f"{self.delta:+.4g}"
+
+    def reason(self) -> str:
+        """One sentence: what was measured, against what, and what it means."""
+        measured = format_value(self.measured, self.unit)
+        if self.outcome is Outcome.NO_BASELINE:
+            return f"{self.metric}: measured {measured}; no baseline for this hardware profile ({self.profile})"
+        interval = ""
+        if self.interval:
+            interval = f", 95% CI {format_value(self.interval[0], self.unit)}..{format_value(self.interval[1], self.unit)}"
+        return (
+            f"{self.metric} {self.outcome.value}: measured {measured}{interval}, baseline "
+            f"{format_value(self.baseline, self.unit)} ({self.delta_text()}, tolerance {self.tolerance}; "
+            f"profile {self.profile!r}, source {self.source})"
+        )
+
+    def section(self) -> str:
+        """The detail, as a small table: metric, baseline, measured, delta, tolerance."""
+        rows = [
+            ("metric", self.metric),
+            ("baseline", format_value(self.baseline, self.unit)),
+            ("measured", format_value(self.measured, self.unit)),
+            ("delta", self.delta_text()),
+            ("tolerance", self.tolerance or "-"),
+            ("verdict", self.outcome.value),
+            ("profile", f"{self.profile} ({self.source})" if self.source else str(self.profile)),
+        ]
+        if self.interval:
+            rows.insert(3, ("95% CI", f"{format_value(self.interval[0], self.unit)} .. "
+                                      f"{format_value(self.interval[1], self.unit)}"))
+        width = max(len(name) for name, _ in rows)
+        return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["outcome"] = self.outcome.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Verdict":
+        data = dict(data)
+        data["outcome"] = Outcome(data["outcome"])
+        if data.get("interval"):
+            data["interval"] = tuple(data["interval"])
+        return cls(**data)
+
+
+def format_value(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit == "B":
+        return f"{value / 1e9:.2f} GB" if abs(value) >= 1e8 else f"{value / 1e6:.1f} MB"
+    if unit in ("cosine",):
+        return f"{value:.6f}"
+    if float(value).is_integer():
+        return f"{int(value)} {unit}"
+    return f"{value:.4g} {unit}"
+
+
+def compare(
+    metric: Metric,
+    measured: float,
+    baseline: float | None,
+    tolerance: Tolerance | None = None,
+    *,
+    model: str = "",
+    profile: str | None = None,
+    source: str | None = None,
+    interval: tuple[float, float] | None = None,
+    test: str | None = None,
+) -> Verdict:
+    """Pass, regressed, improved or no baseline.
+
+    With an ``interval`` (the measurement's confidence interval) a difference counts only when the
+    whole interval lies outside the tolerance band: noise within the band is never a regression.
+    """
+    tolerance = tolerance or metric.tolerance
+    common = dict(model=model, metric=metric.name, unit=metric.unit, measured=measured, profile=profile,
+                  interval=interval, test=test)
+    if baseline is None:
+        return Verdict(outcome=Outcome.NO_BASELINE, **common)
+    band = tolerance.band(baseline)
+    low, high = interval if interval else (measured, measured)
+    if metric.better == EXACT:
+        outcome = Outcome.PASSED if abs(measured - baseline) <= band else Outcome.REGRESSED
+    else:
+        worse_beyond = low > baseline + band if metric.better != HIGHER else high < baseline - band
+        better_beyond = high < baseline - band if metric.better != HIGHER else low > baseline + band
+        outcome = Outcome.REGRESSED if worse_beyond else Outcome.IMPROVED if better_beyond else Outcome.PASSED
+    return Verdict(outcome=outcome, baseline=baseline, tolerance=str(tolerance), source=source, **common)
