@@ -236,3 +236,17 @@ def test_concurrent_writers_lose_no_value(tmp_path):
         pool.starmap(_write_one, [(str(tmp_path), name, 10.0 + i) for i, name in enumerate(names)])
     metrics = load(tmp_path / "m.toml").profiles["cpu-2c-sglang-float32"].metrics
     assert {name: metrics[name].value for name in names} == {name: 10.0 + i for i, name in enumerate(names)}
+
+
+def test_show_prints_the_articles_table_next_to_the_official_figures(capsys):
+    from pytest_embedeval.cli import main
+
+    assert main(["baselines", "show", "--dir", str(REPO_BASELINES)]) == 0
+    out = capsys.readouterr().out
+    for model in ("qwen3-4b", "bge-large-zh"):
+        assert f"{model}  (" in out
+    assert out.count("article [article, a100-80gb-x1]  official [official, any]") == 2
+    assert "cmteb_avg                    68.21 points (disputed)          64.53 points" in out
+    assert "article.context_length: disputed: the model has 512 positions" in out
+    assert main(["baselines", "show", "nope", "--dir", str(REPO_BASELINES)]) == 2
+    assert "no baselines for 'nope'" in capsys.readouterr().err
