@@ -101,15 +101,16 @@ class ModelBaselines:
         return best, best.metrics[metric_name]
 
     def compare(self, metric_name: str, measured: float, here: HardwareProfile, *,
-                tolerance: Tolerance | None = None, interval=None, test: str | None = None) -> Verdict:
+                tolerance: Tolerance | None = None, interval=None, test: str | None = None,
+                note: str | None = None) -> Verdict:
         definition = metric(metric_name)
         found = self.find(metric_name, here)
         if found is None:
             return compare(definition, measured, None, model=self.model, profile=str(here), interval=interval,
-                           test=test)
+                           test=test, note=note)
         profile, entry = found
         return compare(definition, measured, entry.value, tolerance or entry.tolerance, model=self.model,
-                       profile=profile.name, source=profile.source, interval=interval, test=test)
+                       profile=profile.name, source=profile.source, interval=interval, test=test, note=note)
 
 
 # -- loading ------------------------------------------------------------------------------------

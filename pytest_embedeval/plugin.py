@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import shlex
 import signal
@@ -14,6 +15,7 @@ import pytest
 from . import baselines as baseline_store
 from .engines.remote import RemoteServer, UnreachableServer
 from .engines.sglang import ServerError, SGLangServer, detect_device, redact
+from . import markers
 from .hardware import HardwareProfile, describe
 from .measure.memory import tree_pss_bytes
 from .metrics import Tolerance, metric
@@ -104,7 +106,8 @@ def _settings(config: pytest.Config) -> Settings:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "embed: a test of the embedding server under test")
+    for name in markers.MARKERS:
+        config.addinivalue_line("markers", markers.help_line(name))
     try:
         config.stash[SETTINGS] = _settings(config)
         directory = config.rootpath / (config.getoption("embed_baselines") or config.getini("embed_baselines"))
@@ -218,7 +221,7 @@ def embed_metric(embed_run, request: pytest.FixtureRequest):
     baselines = config.stash[STORE].for_model(embed_run.model)
 
     def record(name: str, value: float, *, tolerance: str | float | None = None,
-               interval: tuple[float, float] | None = None) -> Verdict:
+               interval: tuple[float, float] | None = None, note: str | None = None) -> Verdict:
         try:
             definition = metric(name)
             parsed = Tolerance.parse(tolerance) if tolerance is not None else None
@@ -227,7 +230,7 @@ def embed_metric(embed_run, request: pytest.FixtureRequest):
         except (KeyError, ValueError) as exc:
             pytest.fail(f"embed_metric({name!r}): {exc.args[0]}", pytrace=False)
         verdict = baselines.compare(name, float(value), embed_run.profile, tolerance=parsed, interval=interval,
-                                    test=request.node.nodeid)
+                                    test=request.node.nodeid, note=note)
         embed_run.verdicts.append(verdict)
         request.node.user_properties.append((f"embedeval:{name}", verdict.measured))  # JUnit XML
         failing = (verdict.outcome is Outcome.REGRESSED and not settings.accept_regressions) or (
@@ -237,6 +240,54 @@ def embed_metric(embed_run, request: pytest.FixtureRequest):
         return verdict
 
     return record
+
+
+# -- markers -----------------------------------------------------------------------------------------
+
+_MARKER_FIXTURES = ("embed_server", "embed_client", "embed_metric")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pycollect_makeitem(collector, name, obj):
+    # A marked test needs the server although its signature may not say so: declaring the fixtures
+    # before pytest builds the item puts them (and embed_model's parametrization) in its closure.
+    if inspect.isfunction(obj) and any(m.name in markers.MARKERS for m in _own_and_enclosing_marks(collector, obj)):
+        pytest.mark.usefixtures(*_MARKER_FIXTURES)(obj)
+    return (yield)
+
+
+def _own_and_enclosing_marks(collector, obj):
+    yield from getattr(obj, "pytestmark", [])
+    node = collector
+    while node is not None:
+        yield from node.iter_markers() if hasattr(node, "iter_markers") else ()
+        node = node.parent
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    result = yield  # the test body first: a failing body is reported as it is, with no measurement
+    for mark in item.iter_markers():
+        if mark.name not in markers.MARKERS:
+            continue
+        try:
+            bound = markers.bind(mark.name, mark.args, mark.kwargs)
+        except TypeError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        target = markers.Target(item.funcargs["embed_server"], item.funcargs["embed_client"].model,
+                                api_key=item.config.stash[SETTINGS].api_key)
+        arguments = dict(bound.arguments)
+        arguments.pop("target")
+        try:
+            measurements = markers.MARKERS[mark.name](target, **arguments)
+        except markers.NotMeasurable as exc:
+            pytest.skip(str(exc))
+        except markers.MeasurementError as exc:
+            pytest.fail(f"@pytest.mark.{mark.name}: no measurement: {exc}", pytrace=False)
+        for measurement in measurements:
+            item.funcargs["embed_metric"](measurement.metric, measurement.value, tolerance=arguments.get("tolerance"),
+                                          interval=measurement.interval, note=measurement.note)
+    return result
 
 
 # -- built-in checks ---------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ class Verdict:
     source: str | None = None  # that profile's provenance
     interval: tuple[float, float] | None = None  # confidence interval of the measurement
     test: str | None = None
+    note: str | None = None  # how it was measured, when the figure needs it to be read right
 
     @property
     def delta(self) -> float | None:
@@ -68,6 +69,8 @@ class Verdict:
             ("verdict", self.outcome.value),
             ("profile", f"{self.profile} ({self.source})" if self.source else str(self.profile)),
         ]
+        if self.note:
+            rows.append(("measured as", self.note))
         if self.interval:
             rows.insert(3, ("95% CI", f"{format_value(self.interval[0], self.unit)} .. "
                                       f"{format_value(self.interval[1], self.unit)}"))
@@ -111,6 +114,7 @@ def compare(
     source: str | None = None,
     interval: tuple[float, float] | None = None,
     test: str | None = None,
+    note: str | None = None,
 ) -> Verdict:
     """Pass, regressed, improved or no baseline.
 
@@ -119,7 +123,7 @@ def compare(
     """
     tolerance = tolerance or metric.tolerance
     common = dict(model=model, metric=metric.name, unit=metric.unit, measured=measured, profile=profile,
-                  interval=interval, test=test)
+                  interval=interval, test=test, note=note)
     if baseline is None:
         return Verdict(outcome=Outcome.NO_BASELINE, **common)
     band = tolerance.band(baseline)

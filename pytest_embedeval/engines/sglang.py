@@ -137,6 +137,7 @@ class SGLangServer:
         self.log_path = Path(self.log_path or f"sglang-{self.spec.alias}-{self.port}.log")
         self.process: subprocess.Popen | None = None
         self.boot_seconds: float | None = None
+        self.gpu_memory_before: dict[int, int] = {}  # per GPU, for NVML's device-level fallback
 
     def __hash__(self) -> int:
         return id(self)
@@ -166,6 +167,10 @@ class SGLangServer:
         if self.process is not None:
             raise ServerError("server already started")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.device != "cpu":
+            from ..measure.gpu import device_used_bytes
+
+            self.gpu_memory_before = device_used_bytes()
         log = open(self.log_path, "wb")
         started = time.monotonic()
         self.process = subprocess.Popen(
@@ -223,6 +228,16 @@ class SGLangServer:
 
     def served_model(self) -> str:
         return self.spec.alias
+
+    def memory_settings(self) -> str:
+        """The settings that decide how much GPU memory SGLang reserves up front."""
+        try:
+            info = httpx.get(f"{self.url}/get_server_info", timeout=10.0,
+                             headers={"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}).json()
+        except (httpx.HTTPError, ValueError):
+            return "server settings unavailable"
+        return (f"mem_fraction_static {info.get('mem_fraction_static')}, "
+                f"KV pool {info.get('max_total_num_tokens')} tokens (a static reservation, not what the weights need)")
 
     def engine_info(self) -> tuple[str, str]:
         """(engine, software versions) for the baseline's provenance."""

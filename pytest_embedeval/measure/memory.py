@@ -23,3 +23,36 @@ def tree_pss_bytes(pid: int) -> int:
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
     return total
+
+
+class PeakSampler:
+    """Samples ``measure()`` in a background thread; ``peak`` is the largest value seen.
+
+    Half a second apart: a sample of a big tree's PSS reads /proc/*/smaps_rollup, which costs a
+    few milliseconds, so this stays well under 1% of a core.
+    """
+
+    def __init__(self, measure, interval: float = 0.5):
+        import threading
+
+        self.measure, self.interval = measure, interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="embedeval-memory-sampler", daemon=True)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.peak = max(self.peak, int(self.measure() or 0))
+            except Exception:  # the process may be gone between two samples
+                pass
+            if self._stop.wait(self.interval):
+                return
+
+    def __enter__(self) -> "PeakSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()

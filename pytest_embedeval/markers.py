@@ -1,0 +1,174 @@
+"""The markers: each one is a plain function from its arguments and a server to measurements.
+
+    @pytest.mark.embed_latency(batch_size=1, tokens=128)
+    def test_latency(): ...
+
+The plugin calls the function after the test body, compares every measurement with its baseline
+(``verdicts.compare``) and fails the test on a regression. The functions know nothing of pytest.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+
+from .measure import stats
+from .measure.inputs import texts_of_tokens
+from .measure.load import LoadResult, run_load
+from .measure.memory import PeakSampler, tree_pss_bytes
+
+
+class MeasurementError(RuntimeError):
+    """The measurement itself failed (requests failed, tokens miscounted): there is no figure to judge."""
+
+
+class NotMeasurable(RuntimeError):
+    """This server cannot give this figure (for example memory behind --embed-url): skip, with the reason."""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    metric: str
+    value: float
+    interval: tuple[float, float] | None = None
+    note: str | None = None
+
+
+@dataclass
+class Target:
+    """What a marker measures: the server's URL, the model it serves, and the server object itself."""
+
+    server: object  # SGLangServer or RemoteServer
+    model: str
+    api_key: str | None = None
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def texts(self, tokens: int, count: int) -> list[str]:
+        local = self.server.spec.local_dir()
+        if local is None:
+            raise MeasurementError(f"the tokenizer of {self.server.spec.model!r} is not on this machine")
+        return texts_of_tokens(local, tokens, count)
+
+    def load(self, batches: list[list[str]], concurrency: int) -> LoadResult:
+        result = run_load(self.url, self.model, batches, concurrency=concurrency, api_key=self.api_key)
+        if result.failures:
+            # A figure built on failed requests would be a lie: no verdict at all.
+            raise MeasurementError(result.failure_text())
+        return result
+
+
+def _batches(target: Target, batch_size: int, tokens: int, count: int) -> list[list[str]]:
+    texts = target.texts(tokens, batch_size * count)
+    return [texts[i * batch_size:(i + 1) * batch_size] for i in range(count)]
+
+
+def _check_tokens(result: LoadResult, tokens: int) -> None:
+    expected = tokens * result.batch_size * result.requests
+    if result.prompt_tokens != expected:
+        raise MeasurementError(
+            f"the server counted {result.prompt_tokens} prompt tokens where the model's tokenizer counts "
+            f"{expected} ({result.requests} requests x {result.batch_size} inputs x {tokens} tokens): "
+            "server and tokenizer disagree, so per-token figures would be wrong"
+        )
+
+
+def embed_latency(target: Target, *, batch_size: int = 1, tokens: int = 128, requests: int = 200,
+                  warmup: int = 20, tolerance: str | None = None) -> list[Measurement]:
+    """Request latency, one request in flight: p50, p90, p99 (with 95% bootstrap intervals) and mean."""
+    batches = _batches(target, batch_size, tokens, warmup + requests)
+    target.load(batches[:warmup], concurrency=1)
+    result = target.load(batches[warmup:], concurrency=1)
+    _check_tokens(result, tokens)
+    summary = stats.latency_summary(result.latencies)
+    ms = [s * 1000 for s in result.latencies]
+    note = f"batch {batch_size}, {tokens} tokens, {result.requests} requests after {warmup} warm-up"
+    return [
+        Measurement("latency_p50_ms", summary["latency_p50_ms"], stats.percentile_interval(ms, 50), note),
+        Measurement("latency_p90_ms", summary["latency_p90_ms"], stats.percentile_interval(ms, 90), note),
+        Measurement("latency_p99_ms", summary["latency_p99_ms"], stats.percentile_interval(ms, 99), note),
+        Measurement("latency_mean_ms", summary["latency_mean_ms"], None, note),
+    ]
+
+
+SWEEP = (1, 2, 4, 8, 16, 32, 64)
+
+
+def embed_throughput(target: Target, *, batch_size: int = 32, tokens: int = 128, concurrency: int = 4,
+                     requests: int | None = None, sweep: bool = False,
+                     tolerance: str | None = None) -> list[Measurement]:
+    """Tokens/s and requests/s at one concurrency, or the best tokens/s of a concurrency sweep."""
+    if not sweep:
+        count = requests or 8 * concurrency
+        batches = _batches(target, batch_size, tokens, count + concurrency)
+        target.load(batches[:concurrency], concurrency)  # warm-up: one request per connection
+        result = target.load(batches[concurrency:], concurrency)
+        _check_tokens(result, tokens)
+        note = f"batch {batch_size}, {tokens} tokens, concurrency {concurrency}, {result.requests} requests"
+        return [Measurement("throughput_tokens_per_s", result.tokens_per_s, None, note),
+                Measurement("throughput_requests_per_s", result.requests_per_s, None, note)]
+    best, best_at, flat = 0.0, 0, 0
+    for level in SWEEP:
+        count = requests or 4 * level
+        batches = _batches(target, batch_size, tokens, count + level)
+        target.load(batches[:level], level)
+        result = target.load(batches[level:], level)
+        _check_tokens(result, tokens)
+        if result.tokens_per_s > best * 1.05:
+            best, best_at, flat = max(best, result.tokens_per_s), level, 0
+        else:
+            best, flat = max(best, result.tokens_per_s), flat + 1
+            if flat == 2:  # two steps without a 5% gain: the server is saturated
+                break
+    note = f"batch {batch_size}, {tokens} tokens, saturated by concurrency {best_at}"
+    return [Measurement("max_throughput_tokens_per_s", best, None, note)]
+
+
+def embed_memory(target: Target, *, batch_size: int = 32, tokens: int = 128, requests: int = 16,
+                 tolerance: str | None = None) -> list[Measurement]:
+    """Memory of the server's process tree after load, and (on a GPU) the peak under load."""
+    server = target.server
+    if server.process is None:
+        raise NotMeasurable("server memory cannot be measured: --embed-url points at a server this run did not start")
+    batches = _batches(target, batch_size, tokens, requests)
+    if server.device == "cpu":
+        target.load(batches, concurrency=4)
+        return [Measurement("host_memory_bytes", tree_pss_bytes(server.process.pid), None,
+                            "PSS of the server's process tree after load")]
+    from .measure.gpu import tree_gpu_memory
+
+    def sample():
+        reading = tree_gpu_memory(server.process.pid, server.gpu_memory_before)
+        return reading.bytes if reading else 0
+
+    with PeakSampler(sample, interval=0.2) as sampler:
+        target.load(batches, concurrency=4)
+    after = tree_gpu_memory(server.process.pid, server.gpu_memory_before)
+    if after is None:
+        raise NotMeasurable("no GPU memory to measure: NVML is not available")
+    settings = server.memory_settings()
+    note = f"{after.note()}; {settings}"
+    return [Measurement("gpu_memory_bytes", after.bytes, None, note),
+            Measurement("gpu_memory_peak_bytes", max(sampler.peak, after.bytes), None, note)]
+
+
+MARKERS = {f.__name__: f for f in (embed_latency, embed_throughput, embed_memory)}
+
+
+def bind(name: str, args: tuple, kwargs: dict) -> inspect.BoundArguments:
+    """Check a marker's arguments against its function; a misspelling names the accepted ones."""
+    function = MARKERS[name]
+    signature = inspect.signature(function)
+    accepted = [p for p in signature.parameters if p != "target"]
+    try:
+        return signature.bind(None, *args, **kwargs)
+    except TypeError as exc:
+        raise TypeError(f"@pytest.mark.{name}: {exc}; accepted arguments: {', '.join(accepted)}") from None
+
+
+def help_line(name: str) -> str:
+    function = MARKERS[name]
+    params = [str(p) for n, p in inspect.signature(function).parameters.items() if n != "target"]
+    return f"{name}({', '.join(params)}): {inspect.getdoc(function).splitlines()[0]}"
