@@ -170,5 +170,5 @@ def bind(name: str, args: tuple, kwargs: dict) -> inspect.BoundArguments:
 
 def help_line(name: str) -> str:
     function = MARKERS[name]
-    params = [str(p) for n, p in inspect.signature(function).parameters.items() if n != "target"]
+    params = [f"{n}={p.default!r}" for n, p in inspect.signature(function).parameters.items() if n != "target"]
     return f"{name}({', '.join(params)}): {inspect.getdoc(function).splitlines()[0]}"

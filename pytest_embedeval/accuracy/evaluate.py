@@ -1,0 +1,220 @@
+"""Run mteb tasks against an encoder and return one main score per task, on a 0-100 scale.
+
+Every run encodes: mteb's result cache is off (``cache=None``), so a regression can never be
+hidden behind a score that mteb read back from ``~/.cache/mteb`` without calling the server.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mteb
+from mteb.abstasks.abstask import AbsTask
+
+from .tasks import FileRetrievalTask, FileSTSTask, shipped_tasks, tasks_from_path
+
+CMTEB_BENCHMARK = "MTEB(cmn, v1)"
+CMTEB_STS_TASKS = ("LCQMC", "PAWSX", "AFQMC", "QBQTC", "ATEC", "BQ", "STSB")
+PRESETS = {
+    "embedeval": "the tasks shipped with pytest-embedeval (STS and retrieval, English and Chinese)",
+    "cmteb-sts": f"the 7 STS tasks of C-MTEB: {' '.join(CMTEB_STS_TASKS)}",
+    "cmteb": f"every task of mteb's {CMTEB_BENCHMARK} benchmark (31 tasks)",
+}
+PREFETCH_COMMAND = "embedeval prefetch --tasks"
+
+Progress = Callable[[str, int, int], Any]
+
+
+class UnknownTarget(LookupError):
+    """A name that is neither a preset, an mteb task nor an existing path."""
+
+
+class DatasetNotCached(RuntimeError):
+    """mteb tasks whose data is not on this machine while the Hugging Face hub is off limits."""
+
+    def __init__(self, task_names: list[str], cache_dir: str):
+        self.task_names = task_names
+        names = ", ".join(task_names)
+        super().__init__(
+            f"mteb task{'s' if len(task_names) > 1 else ''} {names}: dataset not in the local Hugging Face "
+            f"cache ({cache_dir}) and HF_HUB_OFFLINE=1 forbids downloading it. Fill the cache once on a "
+            f"machine with network access: {PREFETCH_COMMAND} {','.join(task_names)}"
+        )
+
+
+@dataclass(frozen=True)
+class TaskScore:
+    """One task's main score. ``metric`` is ``mteb:<task>`` for mteb's and the shipped tasks,
+    ``data:<name>`` for a user's file."""
+
+    metric: str
+    task: str
+    main_score: str  # mteb's name for the measure, e.g. cosine_spearman, ndcg_at_10
+    value: float  # 0-100
+    seconds: float
+    texts_encoded: int | None  # None when the encoder does not count
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.main_score} = {self.value:.2f}"
+
+
+def is_file_task(task: AbsTask) -> bool:
+    return isinstance(task, (FileSTSTask, FileRetrievalTask))
+
+
+def metric_name(task: AbsTask) -> str:
+    user = getattr(task, "is_user_data", False)
+    return f"{'data' if user else 'mteb'}:{task.metadata.name}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Naming what to run
+
+
+def _benchmark_tasks(name: str) -> list[AbsTask]:
+    # mteb hands out the benchmark's own task objects, which a run mutates (data loaded, filters):
+    # copies keep one run from leaking into the next.
+    return [copy.deepcopy(task) for task in mteb.get_benchmark(name).tasks]
+
+
+def resolve_target(name_or_path: str | Path) -> list[AbsTask]:
+    """The tasks a name stands for: a preset (``embedeval``, ``cmteb-sts``, ``cmteb``), an mteb task
+    or benchmark name, or a path to user data (a ``.jsonl`` file of STS pairs, a BEIR folder).
+
+    Resolving never downloads; ``evaluate`` checks that mteb datasets are available before it runs.
+    """
+    name = str(name_or_path)
+    if name == "embedeval":
+        return shipped_tasks()
+    if name == "cmteb":
+        return _benchmark_tasks(CMTEB_BENCHMARK)
+    if name == "cmteb-sts":
+        # The benchmark's copies, not mteb.get_task's: the benchmark scores some of them on fewer splits.
+        by_name = {task.metadata.name: task for task in _benchmark_tasks(CMTEB_BENCHMARK)}
+        return [by_name[task_name] for task_name in CMTEB_STS_TASKS]
+    path = Path(name).expanduser()
+    if path.exists():
+        return tasks_from_path(path)
+    if "/" in name or "\\" in name or path.suffix == ".jsonl":  # no mteb task or benchmark name has these
+        raise UnknownTarget(f"{path}: no such file or folder")
+    try:
+        return [mteb.get_task(name)]
+    except KeyError as task_error:
+        try:
+            return _benchmark_tasks(name)
+        except KeyError:
+            hint = str(task_error).strip("'\"")
+            raise UnknownTarget(
+                f"{name!r} is not a preset ({', '.join(PRESETS)}), an mteb task or benchmark, or an existing "
+                f"file or folder. mteb says: {hint}"
+            ) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Offline availability
+
+
+def _hub_offline() -> bool:
+    import datasets.config
+
+    return bool(datasets.config.HF_HUB_OFFLINE)
+
+
+def _leaf_tasks(tasks: Iterable[AbsTask]) -> list[AbsTask]:
+    leaves: list[AbsTask] = []
+    for task in tasks:
+        leaves.extend(_leaf_tasks(task.metadata.tasks) if task.is_aggregate else [task])
+    return leaves
+
+
+def check_datasets_available(tasks: Iterable[AbsTask]) -> None:
+    """Raise ``DatasetNotCached`` naming every mteb task whose data cannot be loaded offline.
+
+    Only when the hub is off (HF_HUB_OFFLINE=1): then ``datasets`` loads from its own cache and
+    nowhere else, and asking it for a dataset's configs costs a directory lookup. Online, mteb
+    downloads what is missing and there is nothing to check.
+    """
+    if not _hub_offline():
+        return
+    from datasets import get_dataset_config_names
+
+    missing = []
+    for task in _leaf_tasks(tasks):
+        dataset = task.metadata.dataset
+        if is_file_task(task) or Path(dataset["path"]).is_dir():
+            continue
+        try:
+            get_dataset_config_names(dataset["path"], revision=dataset.get("revision"))
+        except Exception:  # ConnectionError, FileNotFoundError, ...: all mean "not here"
+            missing.append(task.metadata.name)
+    if missing:
+        raise DatasetNotCached(missing, _datasets_cache())
+
+
+def _datasets_cache() -> str:
+    import datasets.config
+
+    return str(datasets.config.HF_DATASETS_CACHE)
+
+
+# ---------------------------------------------------------------------------------------------
+# Running
+
+
+def _run_one(encoder: Any, task: AbsTask) -> Any:
+    try:
+        return mteb.evaluate(
+            encoder,
+            task,
+            cache=None,  # no result cache: scores are computed, never read back
+            overwrite_strategy="always",  # and, should a cache ever be passed, still recomputed
+            co2_tracker=False,  # codecarbon would probe hardware and the network
+            public_only=False,  # a missing dataset raises instead of mteb loading it twice
+            show_progress_bar=False,
+            encode_kwargs={"batch_size": getattr(encoder, "batch_size", 32), "show_progress_bar": False},
+            raise_error=True,
+        )
+    except (ConnectionError, FileNotFoundError) as exc:  # datasets' DatasetNotFoundError is a FileNotFoundError
+        # Offline, a dataset the preflight let through can still lack a config or split.
+        if _hub_offline() and not is_file_task(task):
+            raise DatasetNotCached([task.metadata.name], _datasets_cache()) from exc
+        raise
+
+
+def evaluate(encoder: Any, tasks: Iterable[AbsTask], progress: Progress | None = None) -> list[TaskScore]:
+    """Each task's main score (0-100), in the order given.
+
+    ``progress(task_name, index, total)`` is called before each task; ``index`` counts from 1.
+    Offline, every mteb dataset is checked before the first task runs, so a missing one fails in
+    well under a second instead of after hours of the tasks before it.
+    """
+    tasks = list(tasks)
+    check_datasets_available(tasks)
+    scores = []
+    for index, task in enumerate(tasks, 1):
+        name = task.metadata.name
+        if progress is not None:
+            progress(name, index, len(tasks))
+        texts_before = getattr(encoder, "texts_encoded", None)
+        start = time.perf_counter()
+        result = _run_one(encoder, task)
+        seconds = time.perf_counter() - start
+        if result.exceptions:
+            raise RuntimeError(f"mteb task {name} failed: {result.exceptions[0].exception}")
+        (task_result,) = result.task_results
+        texts_after = getattr(encoder, "texts_encoded", None)
+        scores.append(TaskScore(
+            metric=metric_name(task),
+            task=name,
+            main_score=task.metadata.main_score,
+            # mteb scores are 0-1; its leaderboard, the model cards and our baselines say points.
+            value=100.0 * float(task_result.get_score()),
+            seconds=seconds,
+            texts_encoded=None if texts_before is None else texts_after - texts_before,
+        ))
+    return scores

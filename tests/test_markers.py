@@ -1,0 +1,116 @@
+"""Latency, throughput and memory markers, as users write them, against the real server."""
+
+import numpy as np
+import pytest
+
+from pytest_embedeval import markers
+from pytest_embedeval.measure.load import LoadResult
+from pytest_embedeval.measure.stats import latency_summary, percentile_interval
+
+# -- the pure parts ---------------------------------------------------------------------------------
+
+
+def test_percentile_interval_brackets_the_estimate_and_narrows_with_samples():
+    rng = np.random.default_rng(7)
+    few, many = rng.lognormal(3, 0.3, 30), rng.lognormal(3, 0.3, 3000)
+    low_few, high_few = percentile_interval(few, 50)
+    low_many, high_many = percentile_interval(many, 50)
+    assert low_few <= np.median(few) <= high_few
+    assert low_many <= np.median(many) <= high_many
+    assert high_many - low_many < (high_few - low_few) / 3
+    assert percentile_interval([5.0] * 10, 50) == (5.0, 5.0)
+
+
+def test_latency_summary_is_in_milliseconds():
+    summary = latency_summary([0.010, 0.020, 0.030])
+    assert summary["latency_p50_ms"] == pytest.approx(20.0) and summary["latency_mean_ms"] == pytest.approx(20.0)
+
+
+def test_a_server_that_miscounts_tokens_gives_no_figure():
+    result = LoadResult(concurrency=1, batch_size=2, latencies=[0.01] * 3, prompt_tokens=3 * 2 * 127)
+    with pytest.raises(markers.MeasurementError, match="server counted 762 prompt tokens where the model's tokenizer counts 768"):
+        markers._check_tokens(result, 128)
+
+
+def test_failed_requests_give_no_figure():
+    result = LoadResult(concurrency=1, batch_size=1, latencies=[0.01], failures=2, errors=["HTTP 500: boom"])
+    assert result.failure_text() == "2 of 3 requests failed; first errors: HTTP 500: boom"
+
+
+def test_marker_arguments_are_checked_by_name():
+    with pytest.raises(TypeError, match=r"@pytest.mark.embed_latency: .*'batchsize'.*accepted arguments: batch_size, tokens"):
+        markers.bind("embed_latency", (), {"batchsize": 2})
+    assert markers.bind("embed_throughput", (), {"sweep": True}).arguments["sweep"] is True
+
+
+def test_every_marker_is_registered_with_its_signature(pytester):
+    result = pytester.runpytest("--markers")
+    result.stdout.fnmatch_lines([
+        "@pytest.mark.embed_latency(batch_size=1, tokens=128, requests=200, warmup=20, tolerance=None): Request latency*",
+        "@pytest.mark.embed_throughput(*sweep=False*",
+        "@pytest.mark.embed_memory(*",
+    ])
+
+
+# -- against the real server ------------------------------------------------------------------------
+
+MARKED = """
+import pytest
+
+@pytest.mark.embed_latency(requests=40, warmup=5)
+def test_latency():
+    pass
+
+@pytest.mark.embed_throughput(batch_size=8, concurrency=2, requests=6)
+def test_throughput():
+    pass
+
+@pytest.mark.embed_memory(requests=2)
+def test_memory():
+    pass
+
+class TestInAClass:
+    pytestmark = pytest.mark.embed_latency(requests=10, warmup=2, tokens=32)
+
+    def test_short_inputs(self):
+        pass
+
+@pytest.mark.embed_latency(batchsize=2)
+def test_misspelled():
+    pass
+"""
+
+
+@pytest.mark.server
+def test_markers_measure_the_server_and_fill_the_summary(pytester, embed_server):
+    pytester.makepyfile(MARKED)
+    result = pytester.runpytest(f"--embed-url={embed_server.url}", "--embed-model=minilm", "-rs", "-v")
+    result.assert_outcomes(passed=3, failed=1, skipped=1)
+    result.stdout.fnmatch_lines([
+        "*test_misspelled*FAILED*",
+        "*server memory cannot be measured: --embed-url points at a server this run did not start*",
+    ])
+    result.stdout.fnmatch_lines([
+        "*@pytest.mark.embed_latency: * unexpected keyword argument 'batchsize'; accepted arguments: batch_size,*"])
+    for metric in ("latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_mean_ms",
+                   "throughput_tokens_per_s", "throughput_requests_per_s"):
+        result.stdout.fnmatch_lines([f"{metric} *-*no baseline"])
+
+
+@pytest.mark.server
+def test_a_slower_server_than_the_baseline_fails_with_the_interval(pytester, embed_server):
+    pytester.makepyfile("import pytest\n\n@pytest.mark.embed_latency(requests=40, warmup=5)\ndef test_latency():\n    pass\n")
+    args = (f"--embed-url={embed_server.url}", "--embed-model=minilm")
+    pytester.runpytest(*args, "--embed-update-baselines").assert_outcomes(passed=1)
+    path = pytester.path / "baselines" / "minilm.toml"
+    text = path.read_text()
+    line = next(line for line in text.splitlines() if line.startswith("latency_p50_ms = "))
+    measured = float(line.split("=")[1])
+    path.write_text(text.replace(line, f"latency_p50_ms = {measured / 3:.3f}"))  # as if it used to be 3x faster
+    result = pytester.runpytest(*args)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "latency_p50_ms regressed: measured *ms, 95% CI *ms..*ms, baseline *ms (+*%, tolerance 15%; profile 'cpu-*",
+        "95% CI*",
+        "measured as  batch 1, 128 tokens, 40 requests after 5 warm-up",
+    ])
