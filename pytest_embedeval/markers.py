@@ -10,7 +10,11 @@ The plugin calls the function after the test body, compares every measurement wi
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
 
 from .measure import stats
 from .measure.inputs import texts_of_tokens
@@ -32,6 +36,7 @@ class Measurement:
     value: float
     interval: tuple[float, float] | None = None
     note: str | None = None
+    tolerance: str | float | None = None  # this figure's own default, when it depends on the server
 
 
 @dataclass
@@ -41,10 +46,21 @@ class Target:
     server: object  # SGLangServer or RemoteServer
     model: str
     api_key: str | None = None
+    progress: Callable[[str], None] = print
+    vectors: object = None  # drift.VectorStore of the baseline directory
+    profile: str = ""  # the baseline profile name of this hardware
+    update: bool = False  # --embed-update-baselines: store what is measured
+    captured: dict = field(default_factory=dict)  # probe vectors for an update to store, if it passes
 
     @property
     def url(self) -> str:
         return self.server.url
+
+    @cached_property
+    def client(self):
+        from .client import EmbeddingClient
+
+        return EmbeddingClient(self.url, self.model, api_key=self.api_key)
 
     def texts(self, tokens: int, count: int) -> list[str]:
         local = self.server.spec.local_dir()
@@ -154,7 +170,71 @@ def embed_memory(target: Target, *, batch_size: int = 32, tokens: int = 128, req
             Measurement("gpu_memory_peak_bytes", max(sampler.peak, after.bytes), None, note)]
 
 
-MARKERS = {f.__name__: f for f in (embed_latency, embed_throughput, embed_memory)}
+# Presets whose average is a headline figure of their own.
+_AVERAGES = {"cmteb": "cmteb_avg", "cmteb-sts": "cmteb_sts_avg"}
+
+
+def embed_accuracy(target: Target, *, task: str = "embedeval", dimensions: int | None = None,
+                   batch_size: int = 32, concurrency: int = 4, tolerance: float | None = None) -> list[Measurement]:
+    """mteb main scores (0-100) of a task, a preset (embedeval, cmteb-sts, cmteb) or a path to your data."""
+    from . import accuracy  # mteb takes seconds to import: only for tests that ask for a score
+
+    try:
+        tasks = accuracy.resolve_target(task)
+        encoder = accuracy.ServerEncoder(target.client, target.server.spec, dimensions=dimensions,
+                                         batch_size=batch_size, concurrency=concurrency)
+        scores = accuracy.evaluate(encoder, tasks, progress=lambda name, index, total: target.progress(
+            f"embed_accuracy: task {index}/{total} {name} ({target.server.spec.alias})"))
+    except (accuracy.UnknownTarget, accuracy.DatasetNotCached, accuracy.TaskDataError) as exc:
+        raise MeasurementError(str(exc)) from None
+    note = f"{task}" + (f", {dimensions} dimensions" if dimensions else "")
+    measurements = [Measurement(score.metric, score.value, None, note) for score in scores]
+    if task in _AVERAGES and scores:
+        average = sum(score.value for score in scores) / len(scores)
+        measurements.append(Measurement(_AVERAGES[task], average, None, f"average of {len(scores)} tasks"))
+    return measurements
+
+
+def embed_drift(target: Target, *, tolerance: float | None = None) -> list[Measurement]:
+    """Probe-set vectors against those stored with the baselines, and alone vs inside a batch.
+
+    Tolerances are cosine distances from the recorded figure (1.0 when recorded on the same server):
+    0.001 for a float32 server, 0.01 for half precision, which rounds every layer.
+    """
+    from . import drift
+
+    texts = list(drift.PROBES)
+    # One request per text, in order: a server that reuses cached prefix states shows it here.
+    alone = [target.client.embed([text])[0] for text in texts]
+    alone = np.asarray(alone)
+    batched = target.client.embed(texts)
+    spec = target.server.spec
+    half = target.server.dtype not in ("float32", "float", "fp32")
+    measurements = [Measurement("dimensions", alone.shape[1], None, "probe set")]
+    invariance = drift.row_cosines(alone, batched)
+    measurements.append(Measurement("batch_invariance_min_cosine", float(invariance.min()), None,
+                                    "the same text alone and inside a batch; " + drift.worst(texts, invariance),
+                                    tolerance if tolerance is not None else 0.001 if half else 0.0001))
+    stored = target.vectors.load(spec.alias, target.profile) if target.vectors else None
+    if target.update:
+        target.captured[spec.alias] = (texts, alone)
+        stored = stored or (texts, alone)  # the first recording compares with itself
+    if stored is None:
+        raise NotMeasurable(f"no stored probe vectors for {spec.alias} on {target.profile}: "
+                            "run once with --embed-update-baselines to record them")
+    stored_texts, stored_vectors = stored
+    if stored_texts != texts:
+        raise MeasurementError("the stored probe texts differ from this version's: re-record them with "
+                               "--embed-update-baselines")
+    cosines = drift.row_cosines(alone, stored_vectors)
+    measurements.append(Measurement("drift_min_cosine", float(cosines.min()), None,
+                                    f"{'half' if half else 'float32'} server vs stored vectors; "
+                                    + drift.worst(texts, cosines),
+                                    tolerance if tolerance is not None else 0.01 if half else 0.001))
+    return measurements
+
+
+MARKERS = {f.__name__: f for f in (embed_latency, embed_throughput, embed_memory, embed_accuracy, embed_drift)}
 
 
 def bind(name: str, args: tuple, kwargs: dict) -> inspect.BoundArguments:

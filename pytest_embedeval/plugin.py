@@ -16,6 +16,7 @@ from . import baselines as baseline_store
 from .engines.remote import RemoteServer, UnreachableServer
 from .engines.sglang import ServerError, SGLangServer, detect_device, redact
 from . import markers
+from .drift import VectorStore
 from .hardware import HardwareProfile, describe
 from .measure.memory import tree_pss_bytes
 from .metrics import Tolerance, metric
@@ -221,7 +222,7 @@ def embed_metric(embed_run, request: pytest.FixtureRequest):
     baselines = config.stash[STORE].for_model(embed_run.model)
 
     def record(name: str, value: float, *, tolerance: str | float | None = None,
-               interval: tuple[float, float] | None = None, note: str | None = None) -> Verdict:
+               interval: tuple[float, float] | None = None, note: str | None = None, check: bool = True) -> Verdict:
         try:
             definition = metric(name)
             parsed = Tolerance.parse(tolerance) if tolerance is not None else None
@@ -233,18 +234,24 @@ def embed_metric(embed_run, request: pytest.FixtureRequest):
                                     test=request.node.nodeid, note=note)
         embed_run.verdicts.append(verdict)
         request.node.user_properties.append((f"embedeval:{name}", verdict.measured))  # JUnit XML
-        failing = (verdict.outcome is Outcome.REGRESSED and not settings.accept_regressions) or (
-            verdict.outcome is Outcome.NO_BASELINE and settings.strict and not settings.update_baselines)
-        if failing:
-            pytest.fail(f"{verdict.reason()}\n\n{verdict.section()}", pytrace=False)
+        if check:
+            fail_on([verdict], settings)
         return verdict
 
     return record
 
 
+def fail_on(verdicts: list[Verdict], settings: Settings) -> None:
+    """Fail the running test with every verdict that fails it, each as a sentence and its table."""
+    failing = [v for v in verdicts if (v.outcome is Outcome.REGRESSED and not settings.accept_regressions)
+               or (v.outcome is Outcome.NO_BASELINE and settings.strict and not settings.update_baselines)]
+    if failing:
+        pytest.fail("\n\n".join(f"{v.reason()}\n\n{v.section()}" for v in failing), pytrace=False)
+
+
 # -- markers -----------------------------------------------------------------------------------------
 
-_MARKER_FIXTURES = ("embed_server", "embed_client", "embed_metric")
+_MARKER_FIXTURES = ("embed_server", "embed_client", "embed_run", "embed_metric")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -274,8 +281,15 @@ def pytest_runtest_call(item: pytest.Item):
             bound = markers.bind(mark.name, mark.args, mark.kwargs)
         except TypeError as exc:
             pytest.fail(str(exc), pytrace=False)
-        target = markers.Target(item.funcargs["embed_server"], item.funcargs["embed_client"].model,
-                                api_key=item.config.stash[SETTINGS].api_key)
+        settings = item.config.stash[SETTINGS]
+        reporter = item.config.pluginmanager.get_plugin("terminalreporter")
+        embed_run = item.funcargs["embed_run"]
+        target = markers.Target(
+            item.funcargs["embed_server"], item.funcargs["embed_client"].model, api_key=settings.api_key,
+            progress=(lambda line: reporter.write_line(line)) if reporter else print,
+            vectors=VectorStore(item.config.stash[STORE].directory), profile=baseline_store.profile_name(embed_run.profile),
+            update=settings.update_baselines,
+        )
         arguments = dict(bound.arguments)
         arguments.pop("target")
         try:
@@ -284,9 +298,16 @@ def pytest_runtest_call(item: pytest.Item):
             pytest.skip(str(exc))
         except markers.MeasurementError as exc:
             pytest.fail(f"@pytest.mark.{mark.name}: no measurement: {exc}", pytrace=False)
-        for measurement in measurements:
-            item.funcargs["embed_metric"](measurement.metric, measurement.value, tolerance=arguments.get("tolerance"),
-                                          interval=measurement.interval, note=measurement.note)
+        tolerance = arguments.get("tolerance")
+        verdicts = [
+            item.funcargs["embed_metric"](m.metric, m.value, tolerance=tolerance if tolerance is not None else m.tolerance,
+                                          interval=m.interval, note=m.note, check=False)
+            for m in measurements
+        ]
+        fail_on(verdicts, settings)  # every figure of the marker is recorded before any fails the test
+        # Reached only when no figure regressed (or regressions are accepted): safe to store.
+        for model, (texts, vectors) in target.captured.items():
+            embed_run.stored_files.append(str(target.vectors.save(model, target.profile, texts, vectors)))
     return result
 
 
@@ -373,6 +394,8 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         path = config.stash[STORE].for_model(model).path
         terminalreporter.section(f"embedeval: baseline update for {model} ({path})", sep="-")
         terminalreporter.line(diff_table(changes))
+        for stored in config.stash[RUN].models[model].stored_files:
+            terminalreporter.line(f"probe vectors written: {stored}")
         refused = [c.metric for c in changes if not c.written]
         if refused:
             terminalreporter.line(

@@ -22,6 +22,7 @@ class ModelRun:
     software: str
     server: dict = field(default_factory=dict)  # url, argv (API key redacted), boot_seconds
     verdicts: list[Verdict] = field(default_factory=list)
+    stored_files: list[str] = field(default_factory=list)  # drift vectors written by an update
 
     def measurements(self) -> dict[str, float]:
         """The last value recorded for each metric."""

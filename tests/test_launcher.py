@@ -43,7 +43,7 @@ def test_cpu_argv_carries_the_flags_that_make_sglang_usable_on_a_cpu(sglang_pars
     args = parse(sglang_parser, build_argv(minilm, device="cpu", port=1))
     assert (args.device, args.dtype, args.attention_backend) == ("cpu", "float32", "torch_native")
     assert args.sleep_on_idle and args.max_total_tokens == 16384
-    assert args.context_length == 256 and args.disable_radix_cache
+    assert args.context_length == 256 and args.disable_radix_cache and args.allow_auto_truncate
 
 
 def test_trust_remote_code_only_where_the_model_needs_it(sglang_parser):

@@ -83,14 +83,17 @@ def _benchmark_tasks(name: str) -> list[AbsTask]:
 
 
 def resolve_target(name_or_path: str | Path) -> list[AbsTask]:
-    """The tasks a name stands for: a preset (``embedeval``, ``cmteb-sts``, ``cmteb``), an mteb task
-    or benchmark name, or a path to user data (a ``.jsonl`` file of STS pairs, a BEIR folder).
+    """The tasks a name stands for: a preset (``embedeval``, ``cmteb-sts``, ``cmteb``), one of the
+    shipped tasks (``EmbedEvalSTS-en``...), an mteb task or benchmark name, or a path to user data (a ``.jsonl`` file of STS pairs, a BEIR folder).
 
     Resolving never downloads; ``evaluate`` checks that mteb datasets are available before it runs.
     """
     name = str(name_or_path)
     if name == "embedeval":
         return shipped_tasks()
+    shipped = [task for task in shipped_tasks() if task.metadata.name == name]
+    if shipped:  # one of the project's own tasks, e.g. EmbedEvalSTS-en
+        return shipped
     if name == "cmteb":
         return _benchmark_tasks(CMTEB_BENCHMARK)
     if name == "cmteb-sts":

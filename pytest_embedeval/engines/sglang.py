@@ -85,6 +85,9 @@ def build_argv(
         # next text: cosine 0.44 against the reference for BERT models. Embeddings gain nothing
         # from it anyway: every request is a single forward pass.
         "--disable-radix-cache",
+        # sentence-transformers truncates over-long inputs to the model's window; so must the server,
+        # or one long document in a benchmark corpus (C-MTEB retrieval has many) stops the whole run.
+        "--allow-auto-truncate",
     ]
     if device == "cpu":
         argv += CPU_ARGS

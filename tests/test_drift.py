@@ -1,0 +1,74 @@
+"""Drift against stored probe vectors: the correct server passes, a wrongly served model fails.
+
+The wrong servers are real SGLang servers started the way a bad upgrade or a bad flag would:
+with the prefix (radix) cache on, and with SGLang's own CLS pooling for a mean-pooled model.
+"""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from pytest_embedeval.drift import PROBES, VectorStore, row_cosines, worst
+from pytest_embedeval.engines.sglang import SGLangServer
+from pytest_embedeval.registry import Registry
+
+DRIFT_SUITE = "import pytest\n\n@pytest.mark.embed_drift\ndef test_drift():\n    pass\n"
+
+
+def test_vectors_round_trip_as_float16(tmp_path):
+    store = VectorStore(tmp_path)
+    vectors = np.random.default_rng(0).normal(size=(3, 8)).astype(np.float32)
+    path = store.save("m", "cpu-2c-sglang-float32", ["a", "b", "c"], vectors)
+    assert path == tmp_path / "vectors" / "m" / "cpu-2c-sglang-float32.npz"
+    texts, loaded = store.load("m", "cpu-2c-sglang-float32")
+    assert texts == ["a", "b", "c"] and loaded.dtype == np.float32
+    assert row_cosines(loaded, vectors).min() > 0.99999  # float16 costs far less than the tolerance
+    assert store.load("m", "other-profile") is None
+
+
+def test_worst_names_the_texts_that_moved_most():
+    cosines = np.array([0.9999, 0.45, 0.98])
+    assert worst(["same", "moved", "a bit"], cosines, count=2) == "worst: 0.450000 'moved'; 0.980000 'a bit'"
+
+
+def test_probes_share_prefixes_so_a_prefix_cache_shows():
+    assert any(b.startswith(a[:-1]) for a in PROBES for b in PROBES if a != b)
+
+
+@pytest.fixture
+def recorded(pytester, embed_server):
+    """Probe vectors recorded from the correct server into the inner project's baselines/."""
+    pytester.makepyfile(DRIFT_SUITE)
+    pytester.runpytest(f"--embed-url={embed_server.url}", "--embed-model=minilm",
+                       "--embed-update-baselines").assert_outcomes(passed=1)
+    assert list((pytester.path / "baselines" / "vectors" / "minilm").glob("*.npz"))
+    return pytester
+
+
+@pytest.mark.server
+def test_the_correct_server_passes_its_own_recording(recorded, embed_server):
+    result = recorded.runpytest(f"--embed-url={embed_server.url}", "--embed-model=minilm")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["drift_min_cosine *1.000000 (cpu-*-sglang-float32, measured)*pass"])
+
+
+class RadixCacheOn(SGLangServer):
+    @property
+    def argv(self):
+        return [arg for arg in super().argv if arg != "--disable-radix-cache"]
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("wrong", ["radix cache on", "CLS pooling"])
+def test_a_wrongly_served_model_fails_the_drift_check_readably(recorded, tmp_path, wrong):
+    minilm = Registry().resolve("minilm")
+    server = (RadixCacheOn(minilm, device="cpu", log_path=tmp_path / "radix.log") if wrong == "radix cache on"
+              else SGLangServer(replace(minilm, pooling="cls"), device="cpu", log_path=tmp_path / "cls.log"))
+    with server:
+        result = recorded.runpytest(f"--embed-url={server.url}", "--embed-model=minilm")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "drift_min_cosine regressed: measured 0.*, baseline 1.000000 (-0.*, tolerance 0.001; profile 'cpu-*",
+        "measured as  float32 server vs stored vectors; worst: 0.* '*",
+    ])
