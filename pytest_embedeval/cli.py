@@ -3,6 +3,7 @@
     embedeval baselines show [MODEL]
     embedeval baselines update RUN.json [--accept-regressions]
     embedeval report RUN.json [--markdown]
+    embedeval prefetch --tasks cmteb-sts[,NAME...]
 """
 
 from __future__ import annotations
@@ -54,6 +55,25 @@ def _report(args) -> int:
     return 1 if run.regressions() else 0
 
 
+def _prefetch(args) -> int:
+    """Fill the Hugging Face cache with the tasks' datasets, on a machine with internet."""
+    import os
+
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        print("embedeval prefetch downloads datasets: unset HF_HUB_OFFLINE and run it where the hub is reachable",
+              file=sys.stderr)
+        return 2
+    from . import accuracy
+
+    for name in (n.strip() for n in args.tasks.split(",") if n.strip()):
+        for task in accuracy.resolve_target(name):
+            if accuracy.evaluate.is_file_task(task):
+                continue  # shipped with the plugin or the user's own files: nothing to download
+            print(f"prefetch {task.metadata.name} ...", flush=True)
+            task.load_data()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="embedeval", description="pytest-embedeval outside pytest")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -70,8 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     report = commands.add_parser("report", help="render a saved run (pytest --embed-report) again")
     report.add_argument("run", type=Path)
     report.add_argument("--markdown", action="store_true")
+    prefetch = commands.add_parser("prefetch", help="download mteb datasets into the HF cache, for offline runs")
+    prefetch.add_argument("--tasks", required=True, help="presets, task names or benchmark names, comma-separated")
     args = parser.parse_args(argv)
-    handler = {"show": _show, "update": _update}.get(getattr(args, "action", None), _report)
+    handler = {"show": _show, "update": _update}.get(getattr(args, "action", None)) or (
+        _prefetch if args.command == "prefetch" else _report)
     try:
         return handler(args)
     except (store.BaselineError, ValueError) as exc:

@@ -2,49 +2,182 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import threading
+from collections import Counter
 from collections.abc import Sequence
+from types import SimpleNamespace
 
+import httpx
 import numpy as np
 import openai
 
 
-class BadEmbeddingResponse(RuntimeError):
+class EmbeddingRequestError(RuntimeError):
+    """The request got no usable answer: none in time, no connection, or an HTTP error after the retries."""
+
+
+class BadEmbeddingResponse(EmbeddingRequestError):
     """The server answered, but not with one finite vector per input, in order."""
+
+
+# The statuses the openai SDK retries (besides timeouts and connection errors): see its _should_retry.
+_RETRIED_STATUSES = frozenset({408, 409, 429})
 
 
 class EmbeddingClient(openai.OpenAI):
     """An ``openai.OpenAI`` bound to one server and model.
 
     ``client.embeddings.create(...)`` works as usual; ``client.embed(texts)`` returns a checked
-    ``(len(texts), dimensions)`` float32 array.
+    ``(len(texts), dimensions)`` float32 array. ``dimensions``: the model's native size, which every
+    ``embed`` without ``dimensions=`` must get back.
+
+    ``timeout`` bounds each attempt (connect, send, each read); the SDK makes up to ``1 + max_retries``
+    attempts with a back-off of about 0.5 s, 1 s, ... between them. ``failed_attempts`` counts the
+    attempts that got a server error or no answer at all, retried or not, so that a result built on
+    retries can be reported as such.
     """
 
     def __init__(self, base_url: str, model: str, *, api_key: str | None = None, timeout: float = 120.0,
-                 max_retries: int = 2):
+                 max_retries: int = 2, dimensions: int | None = None):
+        self.attempts = 0
+        self.failed_attempts = 0
+        self._answered = 0  # attempts that got a status line, whatever it said
+        self._count_lock = threading.Lock()
+        http_client = openai.DefaultHttpxClient(
+            timeout=timeout,
+            event_hooks={"request": [self._on_request], "response": [self._on_response]},
+        )
         super().__init__(base_url=f"{base_url.rstrip('/')}/v1", api_key=api_key or "no-key",
-                         timeout=timeout, max_retries=max_retries)
+                         timeout=timeout, max_retries=max_retries, http_client=http_client)
         self.model = model
+        self.dimensions = dimensions
+        self.attempt_timeout = timeout
+
+    # -- counting, from httpx's hooks: every attempt the SDK makes passes through them ---------------
+
+    def _on_request(self, request: httpx.Request) -> None:
+        with self._count_lock:
+            self.attempts += 1
+            self.failed_attempts += 1  # until its answer says otherwise: a timeout never gets one
+
+    def _on_response(self, response: httpx.Response) -> None:
+        status = response.status_code
+        if status < 500 and status not in _RETRIED_STATUSES:
+            with self._count_lock:
+                self.failed_attempts -= 1
+
+    # -- the checked call ---------------------------------------------------------------------------
 
     def embed(self, texts: Sequence[str] | str, *, dimensions: int | None = None) -> np.ndarray:
         batch = [texts] if isinstance(texts, str) else list(texts)
         extra = {"dimensions": dimensions} if dimensions else {}
-        response = self.embeddings.create(model=self.model, input=batch, **extra)
-        return vectors_from(response.data, len(batch), dimensions)
+        attempts_before = self.attempts
+        try:
+            # base64 keeps each float32 exactly, NaN and inf included (a JSON float list has no NaN:
+            # SGLang's orjson writes null). The raw response lets us read the body ourselves, so that
+            # an empty or non-JSON body is named instead of failing somewhere inside the SDK.
+            raw = self.embeddings.with_raw_response.create(
+                model=self.model, input=batch, encoding_format="base64", **extra)
+        except openai.APIStatusError as exc:
+            raise EmbeddingRequestError(
+                f"{self.base_url}embeddings answered HTTP {exc.status_code} "
+                f"{self._attempts_text(attempts_before)}: {_snippet(exc.response.text)}"
+            ) from None
+        except openai.APITimeoutError:
+            raise EmbeddingRequestError(
+                f"no answer from {self.base_url}embeddings within the {self.attempt_timeout:g} s timeout "
+                f"{self._attempts_text(attempts_before)}"
+            ) from None
+        except openai.APIConnectionError as exc:
+            cause = exc.__cause__
+            raise EmbeddingRequestError(
+                f"could not reach {self.base_url}embeddings {self._attempts_text(attempts_before)}: "
+                f"{type(cause).__name__ if cause else 'connection error'}: {cause or exc}"
+            ) from None
+        items = items_from_body(raw.http_response)
+        return vectors_from(items, len(batch), dimensions or self.dimensions)
+
+    def _attempts_text(self, attempts_before: int) -> str:
+        attempts = self.attempts - attempts_before
+        return f"on {'every one of ' if attempts > 1 else ''}{attempts} attempt{'s' if attempts > 1 else ''}" \
+               f" ({self.max_retries} retries allowed)"
+
+
+def _snippet(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return repr(text[:limit] + ("..." if len(text) > limit else ""))
+
+
+def items_from_body(response: httpx.Response) -> list[SimpleNamespace]:
+    """The ``data`` items of an embeddings response body, each with ``index`` and ``embedding``."""
+    status = response.status_code
+    content_type = response.headers.get("content-type", "no Content-Type")
+    body = response.content
+    if not body.strip():
+        raise BadEmbeddingResponse(
+            f"the server answered HTTP {status} ({content_type}) with an empty body, "
+            "not a JSON list of embeddings")
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise BadEmbeddingResponse(
+            f"the server answered HTTP {status} with a body that is not JSON ({content_type}, {len(body)} bytes): "
+            f"{_snippet(body.decode(errors='replace'))}") from None
+    data = payload.get("data") if isinstance(payload, dict) else None
+    if not isinstance(data, list):
+        raise BadEmbeddingResponse(
+            f"the server answered HTTP {status} with JSON that has no 'data' list of embeddings: "
+            f"{_snippet(json.dumps(payload))}")
+    items = []
+    for position, item in enumerate(data):
+        index = item.get("index") if isinstance(item, dict) else None
+        embedding = item.get("embedding") if isinstance(item, dict) else None
+        if type(index) is not int or not isinstance(embedding, (list, str)):
+            raise BadEmbeddingResponse(
+                f"item {position} of the response's data is not an embedding with an integer index: "
+                f"{_snippet(json.dumps(item))}")
+        if isinstance(embedding, str):
+            try:
+                embedding = np.frombuffer(base64.b64decode(embedding, validate=True), dtype="<f4").tolist()
+            except ValueError:
+                raise BadEmbeddingResponse(
+                    f"the embedding with index {index} is neither a list of numbers nor base64 float32: "
+                    f"{_snippet(embedding)}") from None
+        items.append(SimpleNamespace(index=index, embedding=embedding))
+    return items
 
 
 def vectors_from(data: Sequence, expected_count: int, expected_dim: int | None = None) -> np.ndarray:
     """Order the response's vectors by index, refusing anything a correct server would not send."""
     indexes = sorted(item.index for item in data)
     if indexes != list(range(expected_count)):
+        problems = []
+        if len(indexes) != expected_count:
+            problems.append(f"{len(indexes)} vectors for {expected_count} inputs")
+        duplicates = sorted(index for index, count in Counter(indexes).items() if count > 1)
+        if duplicates:
+            problems.append(f"duplicate indexes {duplicates[:10]}")
+        outside = sorted({index for index in indexes if not 0 <= index < expected_count})
+        if outside:
+            problems.append(f"indexes out of range {outside[:10]}")
         raise BadEmbeddingResponse(
-            f"expected one vector per input with indexes 0..{expected_count - 1}, got indexes {indexes[:10]}"
+            "; ".join(problems or ["wrong indexes"])
+            + f": expected one vector per input with indexes 0..{expected_count - 1}, got indexes {indexes[:10]}"
             + ("..." if len(indexes) > 10 else "")
         )
     ordered = sorted(data, key=lambda item: item.index)
     lengths = {len(item.embedding) for item in ordered}
     if len(lengths) != 1:
         raise BadEmbeddingResponse(f"vectors of different lengths in one response: {sorted(lengths)}")
-    vectors = np.asarray([item.embedding for item in ordered], dtype=np.float32)
+    try:
+        vectors = np.asarray([item.embedding for item in ordered], dtype=np.float32)
+    except (TypeError, ValueError):
+        not_numbers = [i for i, item in enumerate(ordered)
+                       if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in item.embedding)]
+        raise BadEmbeddingResponse(
+            f"something other than numbers (null, text) in the vectors of inputs {not_numbers[:10]}") from None
     if expected_dim and vectors.shape[1] != expected_dim:
         raise BadEmbeddingResponse(f"expected vectors of {expected_dim} dimensions, got {vectors.shape[1]}")
     bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))

@@ -74,6 +74,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add("--embed-accept-regressions", action="store_true",
         help="with --embed-update-baselines: also write values that regressed")
     add("--embed-report", default=None, metavar="PATH", help="write every measurement and verdict as JSON")
+    add("--embed-allow-downloads", action="store_true",
+        help="let this run fetch models and datasets from the Hugging Face hub (default: offline)")
     parser.addini("embed_model", "default model(s) when --embed-model is not given", type="args")
     parser.addini("embed_device", "default for --embed-device", default="auto")
     parser.addini("embed_boot_timeout", "default for --embed-boot-timeout (seconds)", default="600")
@@ -157,6 +159,10 @@ def embed_model(request: pytest.FixtureRequest):
 def embed_server(embed_model, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """A ready server for the model: booted (and always stopped) by the plugin, or --embed-url's."""
     settings = request.config.stash[SETTINGS]
+    if not request.config.getoption("embed_allow_downloads"):
+        # Nothing at test time reaches the hub unless asked: a missing file fails fast and says so.
+        for variable in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+            os.environ[variable] = "1"
     if settings.url:
         server = RemoteServer(settings.url, embed_model, api_key=settings.api_key)
     else:

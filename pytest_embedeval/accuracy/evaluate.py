@@ -123,9 +123,12 @@ def resolve_target(name_or_path: str | Path) -> list[AbsTask]:
 
 
 def _hub_offline() -> bool:
+    import os
+
     import datasets.config
 
-    return bool(datasets.config.HF_HUB_OFFLINE)
+    # datasets reads the variable once, at import; the plugin may set it later, before a run.
+    return bool(datasets.config.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
 
 
 def _leaf_tasks(tasks: Iterable[AbsTask]) -> list[AbsTask]:

@@ -70,9 +70,9 @@ class RemoteServer:
 
     def engine_info(self) -> tuple[str, str]:
         try:
-            return "sglang", f"sglang {self._get('/get_server_info')['version']} (at {self.url})"
+            return "sglang", f"sglang {self._get('/get_server_info')['version']} (--embed-url)"
         except Exception:
-            return "openai-compatible", f"unknown server at {self.url}"
+            return "openai-compatible", "unknown server (--embed-url)"
 
     def is_alive(self) -> bool:
         return True

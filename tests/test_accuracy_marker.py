@@ -1,0 +1,47 @@
+"""embed_accuracy as users write it: shipped tasks, their own data, presets that need a prefetch."""
+
+import json
+
+import pytest
+
+from pytest_embedeval.cli import main as embedeval
+
+pytestmark = pytest.mark.server
+
+
+def test_shipped_sts_is_scored_through_mteb_against_the_server(pytester, embed_server):
+    pytester.makepyfile("import pytest\n\n@pytest.mark.embed_accuracy(task='EmbedEvalSTS-en')\ndef test_sts():\n    pass\n")
+    result = pytester.runpytest(f"--embed-url={embed_server.url}", "--embed-model=minilm", "-s")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*embed_accuracy: task 1/1 EmbedEvalSTS-en (minilm)*",
+                                 "mteb:EmbedEvalSTS-en * 7?.?? points*no baseline"])
+
+
+def test_the_users_own_sts_file_is_a_task_with_a_baseline(pytester, embed_server):
+    pairs = [("A man is playing a guitar.", "A man plays the guitar.", 4.8),
+             ("A man is playing a guitar.", "A woman is slicing onions.", 0.2),
+             ("The stock market fell sharply today.", "Shares dropped steeply on Monday.", 3.6),
+             ("The stock market fell sharply today.", "A dog runs across the park.", 0.0),
+             ("Kids are swimming in the lake.", "Children swim in a lake.", 4.6),
+             ("Kids are swimming in the lake.", "The lake is frozen in winter.", 1.2)] * 2
+    data = pytester.path / "ours.jsonl"
+    data.write_text("\n".join(json.dumps({"sentence1": a, "sentence2": b, "score": s}) for a, b, s in pairs))
+    pytester.makepyfile(f"import pytest\n\n@pytest.mark.embed_accuracy(task={str(data)!r})\ndef test_ours():\n    pass\n")
+    args = (f"--embed-url={embed_server.url}", "--embed-model=minilm")
+    pytester.runpytest(*args, "--embed-update-baselines").assert_outcomes(passed=1)
+    assert '"data:ours" = ' in (pytester.path / "baselines" / "minilm.toml").read_text()
+    pytester.runpytest(*args).stdout.fnmatch_lines(["data:ours *points (cpu-*, measured)*pass"])
+
+
+def test_a_preset_whose_data_is_not_cached_says_which_command_fills_it(pytester, embed_server, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    pytester.makepyfile("import pytest\n\n@pytest.mark.embed_accuracy(task='cmteb-sts')\ndef test_cmteb_sts():\n    pass\n")
+    result = pytester.runpytest(f"--embed-url={embed_server.url}", "--embed-model=minilm")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*@pytest.mark.embed_accuracy: no measurement: *LCQMC*embedeval prefetch --tasks*"])
+
+
+def test_prefetch_refuses_to_run_offline(monkeypatch, capsys):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert embedeval(["prefetch", "--tasks", "cmteb-sts"]) == 2
+    assert "unset HF_HUB_OFFLINE" in capsys.readouterr().err
