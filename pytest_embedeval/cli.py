@@ -3,6 +3,7 @@
     embedeval baselines show [MODEL]
     embedeval baselines update RUN.json [--accept-regressions]
     embedeval report RUN.json [--markdown]
+    embedeval compare A.json B.json [--chart chart.png]
     embedeval prefetch --tasks cmteb-sts[,NAME...]
 """
 
@@ -55,6 +56,16 @@ def _report(args) -> int:
     return 1 if run.regressions() else 0
 
 
+def _compare(args) -> int:
+    from .compare import chart, comparison_table
+
+    runs = [model_run for path in args.runs for model_run in Run.from_json(path).models.values()]
+    print(comparison_table(runs, store.BaselineStore(args.dir).models, markdown=args.markdown))
+    if args.chart:
+        print(f"chart: {chart(runs, args.chart)}")
+    return 0
+
+
 def _prefetch(args) -> int:
     """Fill the Hugging Face cache with the tasks' datasets, on a machine with internet."""
     import os
@@ -90,11 +101,16 @@ def main(argv: list[str] | None = None) -> int:
     report = commands.add_parser("report", help="render a saved run (pytest --embed-report) again")
     report.add_argument("run", type=Path)
     report.add_argument("--markdown", action="store_true")
+    compare = commands.add_parser("compare", help="the article's table, from saved runs of several models")
+    compare.add_argument("runs", type=Path, nargs="+")
+    compare.add_argument("--markdown", action="store_true")
+    compare.add_argument("--chart", type=Path, help="also write a PNG chart of latency and throughput")
+    compare.add_argument("--dir", type=Path, default=Path("baselines"), help="baselines, for the article's figures")
     prefetch = commands.add_parser("prefetch", help="download mteb datasets into the HF cache, for offline runs")
     prefetch.add_argument("--tasks", required=True, help="presets, task names or benchmark names, comma-separated")
     args = parser.parse_args(argv)
     handler = {"show": _show, "update": _update}.get(getattr(args, "action", None)) or (
-        _prefetch if args.command == "prefetch" else _report)
+        {"prefetch": _prefetch, "compare": _compare}.get(args.command, _report))
     try:
         return handler(args)
     except (store.BaselineError, ValueError) as exc:

@@ -77,10 +77,10 @@ def visible_gpu_indexes() -> list[int] | None:
     return [int(i) for i in visible.split(",") if i.strip().isdigit()]
 
 
-def describe(device: str) -> tuple[str, str]:
-    """(hardware key, machine description) for the device a server runs on."""
+def describe(device: str, gpus: tuple[int, ...] | None = None) -> tuple[str, str]:
+    """(hardware key, machine description) for the device a server runs on (and its GPUs, if pinned)."""
     if device != "cpu":
-        names, driver = gpu_names(visible_gpu_indexes())
+        names, driver = gpu_names(list(gpus) if gpus is not None else visible_gpu_indexes())
         if names:
             return gpu_hardware_id(names), f"{names[0]} x{len(names)}, driver {driver}"
     return cpu_hardware_id(), f"{cpu_model()} ({len(os.sched_getaffinity(0))} cores)"

@@ -156,12 +156,14 @@ def embed_memory(target: Target, *, batch_size: int = 32, tokens: int = 128, req
     from .measure.gpu import tree_gpu_memory
 
     def sample():
-        reading = tree_gpu_memory(server.process.pid, server.gpu_memory_before)
+        reading = tree_gpu_memory(server.process.pid, server.gpu_memory_before,
+                                  list(server.gpus) if server.gpus is not None else None)
         return reading.bytes if reading else 0
 
     with PeakSampler(sample, interval=0.2) as sampler:
         target.load(batches, concurrency=4)
-    after = tree_gpu_memory(server.process.pid, server.gpu_memory_before)
+    after = tree_gpu_memory(server.process.pid, server.gpu_memory_before,
+                            list(server.gpus) if server.gpus is not None else None)
     if after is None:
         raise NotMeasurable("no GPU memory to measure: NVML is not available")
     settings = server.memory_settings()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import shlex
 import signal
@@ -23,7 +24,7 @@ from .metrics import Tolerance, metric
 from .reference import ReferenceModel, ReferenceUnavailable, compare_with_reference, min_cosine_for
 from .registry import DEFAULT_ALIAS, ModelConfigError, Registry, UnknownModelError
 from .report import diff_table, verdict_table
-from .results import ModelRun, Run
+from .results import ModelRun, Run, model_facts
 from .verdicts import Outcome, Verdict
 
 API_KEY_ENV = "EMBEDEVAL_API_KEY"
@@ -42,6 +43,9 @@ class Settings:
     update_baselines: bool
     accept_regressions: bool
     report_path: Path | None
+    benchmark_dir: Path | None
+    chart_path: Path | None
+    gpus: tuple[int, ...] | None
 
 
 SETTINGS = pytest.StashKey[Settings]()
@@ -74,6 +78,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add("--embed-accept-regressions", action="store_true",
         help="with --embed-update-baselines: also write values that regressed")
     add("--embed-report", default=None, metavar="PATH", help="write every measurement and verdict as JSON")
+    add("--embed-benchmark-dir", default=None, metavar="DIR",
+        help="write smaller-is-better.json and bigger-is-better.json for github-action-benchmark")
+    add("--embed-chart", default=None, metavar="PNG", help="write a chart of latency and throughput per model")
+    add("--embed-gpus", default=None, metavar="LIST",
+        help="GPUs to use, e.g. 0,1,2,3; with pytest-xdist each worker gets one GPU and its own server")
     add("--embed-allow-downloads", action="store_true",
         help="let this run fetch models and datasets from the Hugging Face hub (default: offline)")
     parser.addini("embed_model", "default model(s) when --embed-model is not given", type="args")
@@ -92,7 +101,7 @@ def _settings(config: pytest.Config) -> Settings:
         raise pytest.UsageError("--embed-url tests one server: pass exactly one --embed-model with it")
     if option("embed_accept_regressions") and not option("embed_update_baselines"):
         raise pytest.UsageError("--embed-accept-regressions only means something with --embed-update-baselines")
-    report = option("embed_report")
+    report, benchmark_dir, chart = option("embed_report"), option("embed_benchmark_dir"), option("embed_chart")
     return Settings(
         specs=specs,
         url=option("embed_url"),
@@ -105,7 +114,37 @@ def _settings(config: pytest.Config) -> Settings:
         update_baselines=option("embed_update_baselines"),
         accept_regressions=option("embed_accept_regressions"),
         report_path=Path(report) if report else None,
+        benchmark_dir=Path(benchmark_dir) if benchmark_dir else None,
+        chart_path=Path(chart) if chart else None,
+        gpus=_gpus(option("embed_gpus")),
     )
+
+
+def _gpus(value: str | None) -> tuple[int, ...] | None:
+    if not value:
+        return None
+    try:
+        wanted = tuple(int(part) for part in value.split(","))
+    except ValueError:
+        raise pytest.UsageError(f"--embed-gpus takes GPU indexes like 0,1,2,3, got {value!r}") from None
+    from .hardware import gpu_names
+
+    present = len(gpu_names()[0])
+    if present == 0:
+        raise pytest.UsageError(f"--embed-gpus {value}: NVML sees no GPU on this machine. "
+                                "Drop --embed-gpus to run on the CPU (pytest -n N then boots one server per worker).")
+    missing = [i for i in wanted if i >= present]
+    if missing:
+        raise pytest.UsageError(f"--embed-gpus {value}: this machine has GPUs 0..{present - 1}; no GPU {missing[0]}")
+    return wanted
+
+
+def _worker_gpus(config: pytest.Config, gpus: tuple[int, ...] | None) -> tuple[int, ...] | None:
+    """An xdist worker gets one GPU of the list (gw0 the first, gw1 the second...); a lone run gets them all."""
+    worker = getattr(config, "workerinput", {}).get("workerid")
+    if gpus is None or worker is None:
+        return gpus
+    return (gpus[int(worker.removeprefix("gw")) % len(gpus)],)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -173,6 +212,7 @@ def embed_server(embed_model, request: pytest.FixtureRequest, tmp_path_factory: 
             extra_args=settings.server_args,
             api_key=settings.api_key,
             boot_timeout=settings.boot_timeout,
+            gpus=_worker_gpus(request.config, settings.gpus),
         )
         _unwind_on_sigterm()
     try:
@@ -200,7 +240,7 @@ def embed_run(embed_server, request: pytest.FixtureRequest) -> ModelRun:
     """This model's record in the run: its hardware profile and every verdict so far."""
     config = request.config
     settings = config.stash[SETTINGS]
-    hardware, machine = describe(embed_server.device)
+    hardware, machine = describe(embed_server.device, getattr(embed_server, "gpus", None))
     engine, software = embed_server.engine_info()
     run = ModelRun(
         model=embed_server.spec.alias,
@@ -212,6 +252,7 @@ def embed_run(embed_server, request: pytest.FixtureRequest) -> ModelRun:
             "argv": redact(embed_server.argv, settings.api_key) if isinstance(embed_server, SGLangServer) else None,
             "boot_seconds": embed_server.boot_seconds,
         },
+        facts=model_facts(embed_server.spec),
     )
     config.stash[RUN].models[run.model] = run
     return run
@@ -370,6 +411,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     settings, run = config.stash.get(SETTINGS, None), config.stash.get(RUN, None)
     if settings is None or run is None:
         return
+    if hasattr(config, "workerinput"):
+        # An xdist worker hands its measurements to the controller, which alone writes anything.
+        config.workeroutput["embedeval_run"] = run.to_json()
+        return
     # An interrupted run measured only part of what it set out to: it never rewrites baselines.
     if settings.update_baselines and session.exitstatus != pytest.ExitCode.INTERRUPTED:
         store = config.stash[STORE]
@@ -383,8 +428,34 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
                 )
         if any(not c.written for changes in config.stash[UPDATES].values() for c in changes):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    if settings.report_path and run.models:
+    if not run.models:
+        return
+    from . import environment, outputs
+
+    run.environment = environment.collect()
+    if settings.report_path:
         baseline_store.write_atomically(settings.report_path, run.to_json())
+    if settings.benchmark_dir:
+        outputs.write_benchmark_files(run, settings.benchmark_dir)
+    if os.environ.get("GITHUB_STEP_SUMMARY"):
+        outputs.append_step_summary(run, Path(os.environ["GITHUB_STEP_SUMMARY"]), config.stash[UPDATES])
+    if settings.chart_path:
+        from .compare import chart
+
+        chart(list(run.models.values()), settings.chart_path)
+
+
+def pytest_testnodedown(node, error) -> None:
+    """xdist controller: merge a worker's measurements into the one report."""
+    data = getattr(node, "workeroutput", {}).get("embedeval_run")
+    if data:
+        merged = node.config.stash[RUN]
+        for model, model_run in Run.from_dict(json.loads(data)).models.items():
+            if model in merged.models:
+                merged.models[model].verdicts.extend(model_run.verdicts)
+                merged.models[model].stored_files.extend(model_run.stored_files)
+            else:
+                merged.models[model] = model_run
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
@@ -407,6 +478,12 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
             terminalreporter.line(
                 f"refused to write regressed values for {', '.join(refused)}: the old baselines stay. "
                 "Re-run with --embed-accept-regressions if the regression is intended.", red=True)
+    if len(run.models) > 1:
+        from .compare import comparison_table
+
+        terminalreporter.section("embedeval: models side by side (article's figures in brackets)", sep="-")
+        terminalreporter.line(comparison_table(list(run.models.values()), config.stash[STORE].models))
     settings = config.stash[SETTINGS]
-    if settings.report_path:
-        terminalreporter.line(f"embedeval: full report in {settings.report_path}")
+    for path in (settings.report_path, settings.chart_path):
+        if path:
+            terminalreporter.line(f"embedeval: written {path}")

@@ -14,6 +14,13 @@ from .verdicts import Outcome, Verdict
 FORMAT = "pytest-embedeval/run/1"
 
 
+def model_facts(spec) -> dict:
+    return {"model": spec.model, "parameters": spec.parameters, "dimensions": spec.dimensions,
+            "max_tokens": spec.max_tokens, "pooling": spec.pooling,
+            "matryoshka": list(spec.matryoshka) if spec.matryoshka else None,
+            "instructions": bool(spec.query_prompt)}
+
+
 @dataclass
 class ModelRun:
     model: str
@@ -21,6 +28,7 @@ class ModelRun:
     machine: str
     software: str
     server: dict = field(default_factory=dict)  # url, argv (API key redacted), boot_seconds
+    facts: dict = field(default_factory=dict)  # the model's registry facts, so a report stands alone
     verdicts: list[Verdict] = field(default_factory=list)
     stored_files: list[str] = field(default_factory=list)  # drift vectors written by an update
 
@@ -35,7 +43,9 @@ class ModelRun:
             "machine": self.machine,
             "software": self.software,
             "server": self.server,
+            "facts": self.facts,
             "verdicts": [v.to_dict() for v in self.verdicts],
+            "stored_files": self.stored_files,
         }
 
     @classmethod
@@ -46,7 +56,9 @@ class ModelRun:
             machine=data.get("machine", ""),
             software=data.get("software", ""),
             server=data.get("server", {}),
+            facts=data.get("facts", {}),
             verdicts=[Verdict.from_dict(v) for v in data.get("verdicts", [])],
+            stored_files=data.get("stored_files", []),
         )
 
 
@@ -72,14 +84,18 @@ class Run:
         }, indent=2, ensure_ascii=False)
 
     @classmethod
+    def from_dict(cls, data: dict, source: str = "report") -> "Run":
+        if data.get("format") != FORMAT:
+            raise ValueError(f"{source}: field 'format' is {data.get('format')!r}; expected {FORMAT!r} "
+                             "(a report written by pytest --embed-report)")
+        runs = [ModelRun.from_dict(m) for m in data.get("models", [])]
+        return cls({r.model: r for r in runs}, data.get("created", ""), data.get("environment", {}))
+
+    @classmethod
     def from_json(cls, path: Path) -> "Run":
         path = Path(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise ValueError(f"{path}: not a readable JSON run report ({exc})") from None
-        if data.get("format") != FORMAT:
-            raise ValueError(f"{path}: field 'format' is {data.get('format')!r}; expected {FORMAT!r} "
-                             "(a report written by pytest --embed-report)")
-        runs = [ModelRun.from_dict(m) for m in data.get("models", [])]
-        return cls({r.model: r for r in runs}, data.get("created", ""), data.get("environment", {}))
+        return cls.from_dict(data, str(path))

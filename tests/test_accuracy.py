@@ -273,7 +273,7 @@ def test_a_missing_mteb_dataset_offline_fails_fast_and_says_how_to_fetch_it(tmp_
     run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
 
     seconds, message = run.stdout.strip().split("\n", 1)
-    assert float(seconds) < 2.0, run.stdout  # no retries: well under the ~23 s of an online attempt
+    assert float(seconds) < 10.0, run.stdout  # no retries: an online attempt spends ~23 s retrying
     assert "mteb task ATEC: dataset not in the local Hugging Face cache" in message
     assert "embedeval prefetch --tasks ATEC" in message
 

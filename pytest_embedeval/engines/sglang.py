@@ -134,6 +134,7 @@ class SGLangServer:
     api_key: str | None = None
     boot_timeout: float = 600.0
     poll_interval: float = 0.2
+    gpus: tuple[int, ...] | None = None  # pinned with CUDA_VISIBLE_DEVICES; None = what the environment says
 
     def __post_init__(self) -> None:
         self.port = self.port or free_port(self.host)
@@ -162,6 +163,8 @@ class SGLangServer:
         env["HF_HUB_OFFLINE"] = "1"
         env["TRANSFORMERS_OFFLINE"] = "1"
         env.update(external.environment_for(self.spec))
+        if self.gpus is not None:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(gpu) for gpu in self.gpus)
         return env
 
     # -- life cycle -------------------------------------------------------------------------
@@ -173,7 +176,7 @@ class SGLangServer:
         if self.device != "cpu":
             from ..measure.gpu import device_used_bytes
 
-            self.gpu_memory_before = device_used_bytes()
+            self.gpu_memory_before = device_used_bytes(list(self.gpus) if self.gpus is not None else None)
         log = open(self.log_path, "wb")
         started = time.monotonic()
         self.process = subprocess.Popen(

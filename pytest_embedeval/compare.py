@@ -1,0 +1,102 @@
+"""The comparison article's table, measured: models side by side, the article's figure beside each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .baselines import ModelBaselines
+from .report import table
+from .results import ModelRun
+from .verdicts import format_value
+from .metrics import metric
+
+# (row label, metric name); the memory row takes GPU memory, else host memory.
+ROWS = (
+    ("memory", ("gpu_memory_bytes", "host_memory_bytes")),
+    ("latency p50 (bs=1, 128 tokens)", ("latency_p50_ms",)),
+    ("latency p99", ("latency_p99_ms",)),
+    ("max throughput", ("max_throughput_tokens_per_s", "throughput_tokens_per_s")),
+    ("C-MTEB average", ("cmteb_avg",)),
+    ("C-MTEB STS average", ("cmteb_sts_avg",)),
+    ("STS-B", ("stsb_spearman",)),
+    ("shipped STS (en)", ("mteb:EmbedEvalSTS-en",)),
+    ("shipped STS (zh)", ("mteb:EmbedEvalSTS-zh",)),
+    ("shipped retrieval (en)", ("mteb:EmbedEvalRetrieval-en",)),
+    ("shipped retrieval (zh)", ("mteb:EmbedEvalRetrieval-zh",)),
+)
+
+
+def _measured(run: ModelRun, names: tuple[str, ...]) -> tuple[str, float] | None:
+    values = run.measurements()
+    for name in names:
+        if name in values:
+            return name, values[name]
+    return None
+
+
+def _article(baselines: ModelBaselines | None, name: str) -> str:
+    profile = baselines.profiles.get("article") if baselines else None
+    entry = profile.metrics.get(name) if profile else None
+    if entry is None:
+        return ""
+    shown = format_value(entry.value, metric(name).unit)
+    return f" (article {shown}{', disputed' if entry.disputed else ''})"
+
+
+def comparison_table(runs: list[ModelRun], baselines: dict[str, ModelBaselines], markdown: bool = False) -> str:
+    headers = ["", *(f"{run.model} [{run.profile.hardware}]" for run in runs)]
+
+    def fact(run: ModelRun, name: str, shown=str) -> str:
+        value = run.facts.get(name)
+        return shown(value) if value not in (None, "") else "-"
+
+    rows = [
+        ["parameters", *(fact(r, "parameters") for r in runs)],
+        ["context length", *(fact(r, "max_tokens", lambda v: f"{v} tokens") for r in runs)],
+        ["dimensions", *(fact(r, "dimensions") for r in runs)],
+        ["Matryoshka", *(fact(r, "matryoshka", lambda v: f"{v[0]}-{v[1]}") if r.facts.get("matryoshka") else "no"
+                         for r in runs)],
+        ["instructions", *(fact(r, "instructions", lambda v: "yes" if v else "no") for r in runs)],
+    ]
+    for label, names in ROWS:
+        cells = []
+        for run in runs:
+            found = _measured(run, names)
+            if found is None:
+                cells.append("-")
+            else:
+                name, value = found
+                cells.append(format_value(value, metric(name).unit) + _article(baselines.get(run.model), name))
+        if any(cell != "-" for cell in cells):
+            rows.append([label, *cells])
+    return table(headers, rows, markdown)
+
+
+def chart(runs: list[ModelRun], path: Path) -> Path:
+    """Latency percentiles and throughput per model, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (latency, throughput) = plt.subplots(1, 2, figsize=(10, 4))
+    percentiles = ("latency_p50_ms", "latency_p90_ms", "latency_p99_ms")
+    width = 0.8 / max(len(runs), 1)
+    for i, run in enumerate(runs):
+        values = run.measurements()
+        latency.bar([p + i * width for p in range(3)], [values.get(name, 0) for name in percentiles], width,
+                    label=run.model)
+        found = _measured(run, ("max_throughput_tokens_per_s", "throughput_tokens_per_s"))
+        throughput.bar([run.model], [found[1] if found else 0])
+    latency.set_xticks([p + width * (len(runs) - 1) / 2 for p in range(3)], ["p50", "p90", "p99"])
+    latency.set_ylabel("latency (ms)")
+    latency.set_title("request latency")
+    latency.legend()
+    throughput.set_ylabel("tokens/s")
+    throughput.set_title("throughput (best measured)")
+    hardware = ", ".join(sorted({run.profile.hardware for run in runs}))
+    figure.suptitle(f"Measured on {hardware}")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return Path(path)
