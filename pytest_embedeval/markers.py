@@ -10,6 +10,7 @@ The plugin calls the function after the test body, compares every measurement wi
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -113,9 +114,13 @@ SWEEP = (1, 2, 4, 8, 16, 32, 64)
 
 
 def embed_throughput(target: Target, *, batch_size: int = 32, tokens: int = 128, concurrency: int = 4,
-                     requests: int | None = None, sweep: bool = False,
+                     requests: int | None = None, sweep: bool = False, sweep_seconds: float = 60.0,
                      tolerance: str | None = None) -> list[Measurement]:
-    """Tokens/s and requests/s at one concurrency, or the best tokens/s of a concurrency sweep."""
+    """Tokens/s and requests/s at one concurrency, or the best tokens/s of a concurrency sweep.
+
+    The sweep doubles the concurrency until two steps in a row gain less than 5%, or until
+    ``sweep_seconds`` are spent (a CPU server saturates at once; a GPU one much later).
+    """
     if not sweep:
         count = requests or 8 * concurrency
         batches = _batches(target, batch_size, tokens, count + concurrency)
@@ -126,8 +131,9 @@ def embed_throughput(target: Target, *, batch_size: int = 32, tokens: int = 128,
         return [Measurement("throughput_tokens_per_s", result.tokens_per_s, None, note),
                 Measurement("throughput_requests_per_s", result.requests_per_s, None, note)]
     best, best_at, flat = 0.0, 0, 0
+    deadline = time.monotonic() + sweep_seconds
     for level in SWEEP:
-        count = requests or 4 * level
+        count = requests or 2 * level
         batches = _batches(target, batch_size, tokens, count + level)
         target.load(batches[:level], level)
         result = target.load(batches[level:], level)
@@ -138,6 +144,8 @@ def embed_throughput(target: Target, *, batch_size: int = 32, tokens: int = 128,
             best, flat = max(best, result.tokens_per_s), flat + 1
             if flat == 2:  # two steps without a 5% gain: the server is saturated
                 break
+        if time.monotonic() > deadline:
+            break
     note = f"batch {batch_size}, {tokens} tokens, saturated by concurrency {best_at}"
     return [Measurement("max_throughput_tokens_per_s", best, None, note)]
 

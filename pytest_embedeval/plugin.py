@@ -352,9 +352,8 @@ def pytest_runtest_call(item: pytest.Item):
             for m in measurements
         ]
         fail_on(verdicts, settings)  # every figure of the marker is recorded before any fails the test
-        # Reached only when no figure regressed (or regressions are accepted): safe to store.
-        for model, (texts, vectors) in target.captured.items():
-            embed_run.stored_files.append(str(target.vectors.save(model, target.profile, texts, vectors)))
+        # Reached only when no figure regressed (or regressions are accepted): stored when the session ends.
+        embed_run.pending_vectors.update(target.captured)
     return result
 
 
@@ -411,12 +410,19 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     settings, run = config.stash.get(SETTINGS, None), config.stash.get(RUN, None)
     if settings is None or run is None:
         return
+    # An interrupted run measured only part of what it set out to: it never rewrites baselines.
+    updating = settings.update_baselines and session.exitstatus != pytest.ExitCode.INTERRUPTED
+    if updating:
+        vectors = VectorStore(config.stash[STORE].directory)
+        for model_run in run.models.values():
+            for model, (texts, captured) in model_run.pending_vectors.items():
+                path = vectors.save(model, baseline_store.profile_name(model_run.profile), texts, captured)
+                model_run.stored_files.append(str(path))
     if hasattr(config, "workerinput"):
-        # An xdist worker hands its measurements to the controller, which alone writes anything.
+        # An xdist worker hands its measurements to the controller, the one writer of the TOML files.
         config.workeroutput["embedeval_run"] = run.to_json()
         return
-    # An interrupted run measured only part of what it set out to: it never rewrites baselines.
-    if settings.update_baselines and session.exitstatus != pytest.ExitCode.INTERRUPTED:
+    if updating:
         store = config.stash[STORE]
         for model_run in run.models.values():
             measurements = model_run.measurements()

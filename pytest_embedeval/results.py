@@ -31,6 +31,7 @@ class ModelRun:
     facts: dict = field(default_factory=dict)  # the model's registry facts, so a report stands alone
     verdicts: list[Verdict] = field(default_factory=list)
     stored_files: list[str] = field(default_factory=list)  # drift vectors written by an update
+    pending_vectors: dict = field(default_factory=dict)  # model -> (texts, vectors) for the update to store
 
     def measurements(self) -> dict[str, float]:
         """The last value recorded for each metric."""
