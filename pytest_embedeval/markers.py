@@ -46,7 +46,7 @@ class Target:
 
     server: object  # SGLangServer or RemoteServer
     model: str
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # a repr reaches tracebacks (a failing test's arguments)
     progress: Callable[[str], None] = print
     vectors: object = None  # drift.VectorStore of the baseline directory
     profile: str = ""  # the baseline profile name of this hardware

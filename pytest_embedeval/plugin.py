@@ -8,7 +8,7 @@ import os
 import shlex
 import signal
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -37,7 +37,8 @@ class Settings:
     device: str
     server_args: tuple[str, ...]
     boot_timeout: float
-    api_key: str | None
+    request_timeout: float
+    api_key: str | None = field(repr=False)  # a repr reaches tracebacks: never the key
     hardware: str | None
     strict: bool
     update_baselines: bool
@@ -51,6 +52,8 @@ class Settings:
 SETTINGS = pytest.StashKey[Settings]()
 STORE = pytest.StashKey[baseline_store.BaselineStore]()
 RUN = pytest.StashKey[Run]()
+FAILED_ATTEMPTS = pytest.StashKey[int]()  # the client's count when a test's call began
+RETRIED = pytest.StashKey[list]()  # (test, failed attempts) of the tests that passed on retries
 UPDATES = pytest.StashKey[dict]()
 
 
@@ -67,6 +70,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="extra SGLang launch argument(s), e.g. --embed-server-arg='--mem-fraction-static 0.6'")
     add("--embed-boot-timeout", type=float, default=None, metavar="SECONDS",
         help="give up booting the server after this long (default 600)")
+    add("--embed-request-timeout", type=float, default=None, metavar="SECONDS",
+        help="give up on one request to the server after this long; the client tries 3 times (default 120)")
     add("--embed-api-key", default=None, metavar="KEY",
         help=f"API key the server requires (SGLang --api-key); or set {API_KEY_ENV}")
     add("--embed-baselines", default=None, metavar="DIR", help="baseline directory (default: baselines/)")
@@ -88,6 +93,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("embed_model", "default model(s) when --embed-model is not given", type="args")
     parser.addini("embed_device", "default for --embed-device", default="auto")
     parser.addini("embed_boot_timeout", "default for --embed-boot-timeout (seconds)", default="600")
+    parser.addini("embed_request_timeout", "default for --embed-request-timeout (seconds)", default="120")
     parser.addini("embed_baselines", "default for --embed-baselines", default="baselines")
 
 
@@ -108,6 +114,7 @@ def _settings(config: pytest.Config) -> Settings:
         device=option("embed_device") or config.getini("embed_device"),
         server_args=tuple(arg for value in option("embed_server_arg") for arg in shlex.split(value)),
         boot_timeout=option("embed_boot_timeout") or float(config.getini("embed_boot_timeout")),
+        request_timeout=option("embed_request_timeout") or float(config.getini("embed_request_timeout")),
         api_key=option("embed_api_key") or os.environ.get(API_KEY_ENV) or None,
         hardware=option("embed_hardware"),
         strict=option("embed_strict"),
@@ -159,6 +166,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[RUN] = Run()
     config.stash[UPDATES] = {}
+    config.stash[RETRIED] = []
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -226,11 +234,17 @@ def embed_server(embed_model, request: pytest.FixtureRequest, tmp_path_factory: 
 
 
 @pytest.fixture(scope="session")
-def embed_client(embed_server, request: pytest.FixtureRequest):
+def embed_client(embed_server, embed_model, request: pytest.FixtureRequest):
     """The real ``openai`` client bound to the server, with a checked ``embed(texts)``."""
     from .client import EmbeddingClient  # openai takes 0.6 s to import: not for every pytest run
 
-    return EmbeddingClient(embed_server.url, embed_server.served_model(), api_key=request.config.stash[SETTINGS].api_key)
+    settings = request.config.stash[SETTINGS]
+    client = EmbeddingClient(embed_server.url, embed_server.served_model(), api_key=settings.api_key,
+                             timeout=settings.request_timeout, dimensions=embed_model.dimensions)
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 # -- baselines and verdicts --------------------------------------------------------------------------
@@ -320,6 +334,9 @@ def _own_and_enclosing_marks(collector, obj):
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item):
+    client = getattr(item, "funcargs", {}).get("embed_client")
+    if client is not None:
+        item.stash[FAILED_ATTEMPTS] = client.failed_attempts
     result = yield  # the test body first: a failing body is reported as it is, with no measurement
     for mark in item.iter_markers():
         if mark.name not in markers.MARKERS:
@@ -402,6 +419,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if report.failed and server is not None:
         state = "running" if server.is_alive() else "NOT RUNNING (it died)"
         report.sections.append((f"embed server log, last lines (server {state})", server.log_tail()))
+    client = getattr(item, "funcargs", {}).get("embed_client")
+    if call.when == "call" and client is not None and FAILED_ATTEMPTS in item.stash:
+        # The SDK retries server errors and timeouts by itself: a pass built on retries must say so.
+        failed = client.failed_attempts - item.stash[FAILED_ATTEMPTS]
+        if failed:
+            item.user_properties.append(("embedeval:failed_attempts", failed))  # JUnit XML
+            if report.passed:
+                item.config.stash[RETRIED].append((item.nodeid, failed))
     return report
 
 
@@ -465,6 +490,10 @@ def pytest_testnodedown(node, error) -> None:
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    for nodeid, failed in config.stash.get(RETRIED, []):
+        terminalreporter.line(f"embedeval: {nodeid} passed after {failed} failed request attempt"
+                              f"{'s' if failed > 1 else ''} (server errors or timeouts, retried by the client)",
+                              yellow=True)
     run = config.stash.get(RUN, None)
     if not run or not run.models:
         return

@@ -116,8 +116,14 @@ DEFAULT_ALIAS = "minilm"
 
 def spec_from_directory(path: Path, alias: str | None = None) -> ModelSpec:
     """Derive a spec from a sentence-transformers / Hugging Face model directory."""
-    config = json.loads((path / "config.json").read_text())
-    dimensions = config.get("hidden_size") or config.get("d_model")
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelConfigError(f"{path / 'config.json'}: not valid JSON ({exc})") from None
+    dimensions = (config.get("hidden_size") or config.get("d_model")) if isinstance(config, dict) else None
+    if not isinstance(dimensions, int):
+        raise ModelConfigError(f"{path / 'config.json'}: no integer hidden_size (or d_model) to take the "
+                               "model's dimensions from")
     max_tokens = config.get("max_position_embeddings", 512)
     st_config = path / "sentence_bert_config.json"
     if st_config.is_file():

@@ -38,6 +38,7 @@ class InnerRun:
         self.marker = uuid.uuid4().hex
         env = {**os.environ, MARKER_ENV: self.marker, "PYTHONUNBUFFERED": "1"}
         self.output_path = path / f"inner-{self.marker}.out"
+        self.sessions: set[int] = set()  # server sessions seen: SGLang's renamed workers lose the env marker
         self.process = subprocess.Popen(
             [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
             cwd=path, env=env, stdout=open(self.output_path, "wb"), stderr=subprocess.STDOUT,
@@ -49,7 +50,10 @@ class InnerRun:
 
     def wait_for(self, predicate, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
-        while not predicate():
+        while True:
+            self.server_started()  # notes the server's session while it is alive
+            if predicate():
+                return
             if self.process.poll() is not None:
                 raise AssertionError(f"inner pytest exited before {what}:\n{self.output}")
             if time.monotonic() > deadline:
@@ -58,7 +62,15 @@ class InnerRun:
             time.sleep(0.2)
 
     def server_started(self) -> bool:
-        return any("sglang.launch_server" in " ".join(p.cmdline()) for p in processes_of_run(self.marker))
+        started = False
+        for proc in processes_of_run(self.marker):
+            try:
+                if "sglang.launch_server" in " ".join(proc.cmdline()):
+                    self.sessions.add(os.getsid(proc.pid))
+                    started = True
+            except (psutil.Error, ProcessLookupError):
+                pass
+        return started
 
     def interrupt(self, sig=signal.SIGINT) -> None:
         self.process.send_signal(sig)
@@ -71,12 +83,25 @@ class InnerRun:
             raise
 
     def kill(self) -> None:
-        for proc in processes_of_run(self.marker):
-            proc.kill()
+        for proc in self.alive():
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+
+    def alive(self) -> list[psutil.Process]:
+        found = processes_of_run(self.marker)
+        for proc in psutil.process_iter():
+            try:
+                if os.getsid(proc.pid) in self.sessions and proc.status() != psutil.STATUS_ZOMBIE:
+                    found.append(proc)
+            except (psutil.Error, ProcessLookupError):
+                pass
+        return found
 
     def leftovers(self, settle: float = 10.0) -> list[str]:
         deadline = time.monotonic() + settle
-        while (left := processes_of_run(self.marker)) and time.monotonic() < deadline:
+        while (left := self.alive()) and time.monotonic() < deadline:
             time.sleep(0.2)
         return [" ".join(p.cmdline())[:120] for p in left]
 

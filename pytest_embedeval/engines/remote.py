@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -17,7 +17,7 @@ class UnreachableServer(RuntimeError):
 class RemoteServer:
     url: str
     spec: ModelSpec
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # a repr reaches tracebacks (a failing test's arguments)
     process = None  # not ours: its memory cannot be measured, and it is never stopped
     boot_seconds = None
 

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -48,6 +48,21 @@ def free_port(host: str = LOCALHOST) -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def port_taken(host: str, port: int) -> bool:
+    """Whether something listens on the port (SO_REUSEADDR, as uvicorn binds: TIME_WAIT does not count)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+# SGLang 0.5.23 logs this when its HTTP port is taken, and then hangs instead of exiting.
+_BIND_FAILED = b"error while attempting to bind on address"
 
 
 # SGLang's defaults are tuned for GPUs and hurt on a CPU: a 14.6 GB KV pool (the pool is sized
@@ -131,7 +146,7 @@ class SGLangServer:
     host: str = LOCALHOST
     port: int | None = None
     extra_args: tuple[str, ...] = ()
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # a repr reaches tracebacks (a failing test's arguments)
     boot_timeout: float = 600.0
     poll_interval: float = 0.2
     gpus: tuple[int, ...] | None = None  # pinned with CUDA_VISIBLE_DEVICES; None = what the environment says
@@ -172,6 +187,11 @@ class SGLangServer:
     def start(self) -> "SGLangServer":
         if self.process is not None:
             raise ServerError("server already started")
+        if port_taken(self.host, self.port):
+            raise ServerError(
+                f"cannot start SGLang for {self.spec.alias!r}: port {self.port} on {self.host} is already in use "
+                "(another server, or one that outlived its run); free it or pick another port"
+            )
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         if self.device != "cpu":
             from ..measure.gpu import device_used_bytes
@@ -211,6 +231,11 @@ class SGLangServer:
                     raise ServerError(
                         f"SGLang server for {self.spec.alias!r} exited with code {code} during boot.\n"
                         f"Log: {self.log_path}\n{self.log_tail()}"
+                    )
+                if self._bind_failed():
+                    raise ServerError(
+                        f"SGLang server for {self.spec.alias!r} could not listen on {self.host}:{self.port}: "
+                        f"the port was taken while it booted.\nLog: {self.log_path}\n{self.log_tail()}"
                     )
                 try:
                     if http.get(f"{self.url}/health").status_code == 200:
@@ -290,6 +315,13 @@ class SGLangServer:
         self.stop()
 
     # -- diagnostics ------------------------------------------------------------------------
+
+    def _bind_failed(self) -> bool:
+        try:
+            with open(self.log_path, "rb") as log:
+                return _BIND_FAILED in log.read()
+        except OSError:
+            return False
 
     def log_tail(self, lines: int = 40) -> str:
         try:

@@ -1,0 +1,192 @@
+"""A STAND-IN embedding server, for fault injection only: it is not SGLang and measures nothing.
+
+A real server cannot be made to answer NaN, the wrong number of vectors, a body that is not JSON or
+nothing at all on purpose, so these faults come from this small OpenAI-compatible server instead:
+``/v1/embeddings``, ``/v1/models`` and ``/health`` on 127.0.0.1, in a background thread of the test
+process. Unless a fault says otherwise it answers like SGLang: one unit vector of 384 dimensions per
+input (derived from a hash of the text, so the same text always gets the same vector), in input
+order, as floats or as base64 float32 (``encoding_format``, the openai SDK's default).
+
+    with StandinServer(fault="nan") as server:
+        pytest --embed-url={server.url} --embed-model=minilm ...
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+
+DIMENSIONS = 384
+
+# What each fault does to an answer of /v1/embeddings (the other routes always answer correctly).
+FAULTS = {
+    "server-errors": "`failures` requests in a row answer HTTP 500 (after the first `after`), the others are right",
+    "nan": "NaN in the vector of every input listed in `bad_inputs`",
+    "inf": "inf in the vector of every input listed in `bad_inputs`",
+    "wrong-dimension": "vectors of DIMENSIONS - 1 numbers",
+    "fewer-vectors": "the last input's vector is missing",
+    "more-vectors": "one vector more than there are inputs",
+    "shuffled": "the vectors in reverse order, each with its right index (legal: clients must reorder)",
+    "duplicate-index": "the first vector twice, with index 0, instead of the last one",
+    "non-json": "HTTP 200 with an HTML page (a proxy's error page)",
+    "empty-body": "HTTP 200, Content-Type application/json, and no body",
+    "hang": "reads the request and never answers",
+}
+
+
+def unit_vector(text: str, dimensions: int = DIMENSIONS) -> np.ndarray:
+    seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+    vector = np.random.default_rng(seed).standard_normal(dimensions).astype(np.float32)
+    return vector / np.linalg.norm(vector)
+
+
+class StandinServer:
+    """One stand-in server; ``fault`` (a key of FAULTS, or None) says how it misbehaves."""
+
+    def __init__(self, fault: str | None = None, *, failures: int = 0, after: int = 0,
+                 bad_inputs: tuple[int, ...] = (1,), api_key: str | None = None, model: str = "minilm"):
+        if fault is not None and fault not in FAULTS:
+            raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
+        self.fault = fault
+        self.failures = failures
+        self.after = after
+        self.bad_inputs = bad_inputs
+        self.api_key = api_key
+        self.model = model
+        self.embedding_requests = 0  # every POST /v1/embeddings, failed or not
+        self.unauthorized_requests = 0
+        self.seen_authorization: list[str] = []  # the headers that arrived, for the secrecy tests
+        self._lock = threading.Lock()
+        self._released = threading.Event()  # lets hanging handlers go when the server stops
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="standin-server", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> "StandinServer":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._released.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=10)
+
+    def __enter__(self) -> "StandinServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- answers ------------------------------------------------------------------------------
+
+    def embeddings(self, request: dict) -> tuple[int, dict[str, str], bytes] | None:
+        """(status, headers, body) for one request; None means: never answer."""
+        with self._lock:
+            self.embedding_requests += 1
+            number = self.embedding_requests
+        if self.fault == "server-errors" and self.after < number <= self.after + self.failures:
+            return _json(500, {"object": "error", "message": f"stand-in: injected internal error (request {number})",
+                               "type": "InternalServerError", "code": 500})
+        if self.fault == "hang":
+            self._released.wait()
+            return None
+        if self.fault == "non-json":
+            return 200, {"Content-Type": "text/html"}, b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+        if self.fault == "empty-body":
+            return 200, {"Content-Type": "application/json"}, b""
+
+        texts = request["input"]
+        texts = [texts] if isinstance(texts, str) else texts
+        dimensions = DIMENSIONS - 1 if self.fault == "wrong-dimension" else DIMENSIONS
+        vectors = [unit_vector(str(text), dimensions) for text in texts]
+        if self.fault in ("nan", "inf"):
+            for i in (i for i in self.bad_inputs if i < len(vectors)):
+                vectors[i][3] = np.nan if self.fault == "nan" else np.inf
+        items = list(enumerate(vectors))
+        if self.fault == "fewer-vectors":
+            items = items[:-1]
+        elif self.fault == "more-vectors":
+            items.append((len(items), unit_vector("one too many", dimensions)))
+        elif self.fault == "shuffled":
+            items.reverse()
+        elif self.fault == "duplicate-index":
+            items = [items[0], *items[:-1]]
+        as_base64 = request.get("encoding_format") == "base64"
+        data = [{"object": "embedding", "index": index, "embedding": _encode(vector, as_base64)}
+                for index, vector in items]
+        tokens = sum(len(str(text).split()) + 2 for text in texts)
+        return _json(200, {"object": "list", "model": self.model, "data": data,
+                           "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+
+
+def _encode(vector: np.ndarray, as_base64: bool):
+    if as_base64:  # as SGLang does: little-endian float32, NaN and inf kept
+        return base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
+    return [float(x) for x in vector]  # json writes NaN and Infinity for non-finite floats
+
+
+def _json(status: int, payload: dict) -> tuple[int, dict[str, str], bytes]:
+    return status, {"Content-Type": "application/json"}, json.dumps(payload).encode()
+
+
+def _handler_for(server: StandinServer):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as the openai SDK's pooled client expects
+
+        def log_message(self, *args):
+            pass
+
+        def _authorized(self) -> bool:
+            header = self.headers.get("Authorization")
+            if header:
+                server.seen_authorization.append(header)
+            if server.api_key is None or header == f"Bearer {server.api_key}":
+                return True
+            server.unauthorized_requests += 1
+            self._send(*_json(401, {"object": "error", "message": "stand-in: invalid API key", "code": 401}))
+            return False
+
+        def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):
+            if not self._authorized():
+                return
+            if self.path == "/health":
+                self._send(200, {}, b"")
+            elif self.path == "/v1/models":
+                self._send(*_json(200, {"object": "list", "data": [
+                    {"id": server.model, "object": "model", "owned_by": "stand-in"}]}))
+            else:
+                self._send(*_json(404, {"detail": "Not Found"}))
+
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            if not self._authorized():
+                return
+            if self.path != "/v1/embeddings":
+                self._send(*_json(404, {"detail": "Not Found"}))
+                return
+            answer = server.embeddings(json.loads(body))
+            if answer is None:
+                self.close_connection = True
+                return
+            self._send(*answer)
+
+    return Handler

@@ -1,0 +1,546 @@
+"""Faults, as users meet them: every bad answer or dying server ends in a clear error, never in a pass.
+
+Bad answers come from a stand-in server (tests/standin_server.py), because no real server can be made
+to send NaN or half a response on purpose; the inner pytest points at it with --embed-url, as a user
+would point at their own server. Faults of the server's life need real SGLang: one inner run holds a
+model SGLang cannot load, the API key and a server killed mid-test; SIGTERM gets a run of its own; the
+taken port is one boot through the library, which fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+from conftest import InnerRun, processes_of_run
+from standin_server import DIMENSIONS, StandinServer, unit_vector
+
+from pytest_embedeval.client import EmbeddingClient, EmbeddingRequestError
+from pytest_embedeval.engines.sglang import ServerError, SGLangServer
+from pytest_embedeval.registry import Registry, embedded_minilm_dir
+
+SECRET = f"sk-embedeval-test-{uuid.uuid4().hex}"
+
+THREE_TEXTS = """
+def test_embeds_three_texts(embed_client):
+    embed_client.embed(["first text", "second text", "third text"])
+"""
+
+
+@pytest.fixture
+def standin():
+    servers = []
+
+    def start(fault=None, **options) -> StandinServer:
+        servers.append(StandinServer(fault, **options).start())
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def run_against(pytester, server: StandinServer, *args: str):
+    """The inner pytest against the stand-in, and how long it took."""
+    started = time.monotonic()
+    result = pytester.runpytest(f"--embed-url={server.url}", "--embed-model=minilm", *args)
+    return result, time.monotonic() - started
+
+
+def needs_plugin_patch(pytestconfig) -> None:
+    # The plugin patch in the fault-injection report adds --embed-request-timeout and gives the client
+    # the model's dimensions; until it lands, the tests of those two say so instead of failing.
+    if not hasattr(pytestconfig.option, "embed_request_timeout"):
+        pytest.skip("needs the plugin patch (--embed-request-timeout, EmbeddingClient(dimensions=...)): "
+                    "pytest_embedeval/plugin.py does not have it yet")
+
+
+# -- wrong answers -------------------------------------------------------------------------------------
+
+WRONG_ANSWERS = [
+    ("nan", {}, "*BadEmbeddingResponse: NaN or inf in the vectors of inputs [[]1[]]"),
+    ("inf", {"bad_inputs": (0, 2)}, "*BadEmbeddingResponse: NaN or inf in the vectors of inputs [[]0, 2[]]"),
+    ("fewer-vectors", {}, "*BadEmbeddingResponse: 2 vectors for 3 inputs: expected one vector per input*"),
+    ("more-vectors", {}, "*BadEmbeddingResponse: 4 vectors for 3 inputs; indexes out of range [[]3[]]*"),
+    ("duplicate-index", {}, "*BadEmbeddingResponse: duplicate indexes [[]0[]]: *got indexes [[]0, 0, 1[]]"),
+    ("non-json", {}, "*BadEmbeddingResponse: the server answered HTTP 200 with a body that is not JSON "
+                     "(text/html, 50 bytes): '<html><body><h1>502 Bad Gateway*"),
+    ("empty-body", {}, "*BadEmbeddingResponse: the server answered HTTP 200 (application/json) with an empty body*"),
+]
+
+
+@pytest.mark.parametrize(("fault", "options", "says"), WRONG_ANSWERS, ids=[fault for fault, _, _ in WRONG_ANSWERS])
+def test_a_wrong_answer_fails_the_test_with_a_sentence_naming_it(pytester, standin, fault, options, says):
+    server = standin(fault, **options)
+    pytester.makepyfile(THREE_TEXTS)
+    result, seconds = run_against(pytester, server)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([says])
+    assert server.embedding_requests == 1  # a wrong answer is refused, not retried until it looks right
+    assert seconds < 30
+
+
+def test_vectors_sent_out_of_order_are_put_back_in_input_order(pytester, standin):
+    server = standin("shuffled")
+    pytester.makepyfile("""
+        import numpy as np
+
+        def test_batch_equals_one_by_one(embed_client):
+            texts = ["first text", "second text", "third text"]
+            batch = embed_client.embed(texts)
+            alone = np.vstack([embed_client.embed(text) for text in texts])  # one vector: no order to get wrong
+            assert np.array_equal(batch, alone)
+    """)
+    result, _ = run_against(pytester, server)
+    result.assert_outcomes(passed=1)
+    assert server.embedding_requests == 4
+    texts = ["first text", "second text", "third text"]
+    vectors = EmbeddingClient(server.url, "minilm").embed(texts)
+    assert np.array_equal(vectors, np.vstack([unit_vector(text) for text in texts]))
+
+
+def test_vectors_of_the_wrong_dimension_fail_the_test(pytester, standin, pytestconfig):
+    needs_plugin_patch(pytestconfig)
+    server = standin("wrong-dimension")
+    pytester.makepyfile(THREE_TEXTS)
+    result, _ = run_against(pytester, server)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"*BadEmbeddingResponse: expected vectors of {DIMENSIONS} dimensions, got 383"])
+
+
+def test_the_client_refuses_the_wrong_dimension_it_was_told(standin):
+    server = standin("wrong-dimension")
+    with pytest.raises(EmbeddingRequestError, match=f"expected vectors of {DIMENSIONS} dimensions, got 383"):
+        EmbeddingClient(server.url, "minilm", dimensions=DIMENSIONS).embed(["first", "second"])
+
+
+# -- server errors and retries -------------------------------------------------------------------------
+
+def test_server_errors_within_the_retry_budget_pass_and_are_counted(pytester, standin):
+    server = standin("server-errors", failures=2)
+    pytester.makepyfile("""
+        def test_embeds_after_two_failed_attempts(embed_client):
+            assert embed_client.embed(["first text", "second text"]).shape == (2, 384)
+            print("failed attempts:", embed_client.failed_attempts, "of", embed_client.attempts)
+            assert embed_client.failed_attempts == 2 and embed_client.attempts == 3
+    """)
+    result, seconds = run_against(pytester, server, "-s")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*failed attempts: 2 of 3*"])
+    assert server.embedding_requests == 3
+    assert seconds < 30  # two back-offs of about 0.5 s and 1 s
+
+
+def test_a_pass_built_on_retries_is_reported_as_such(pytester, standin, pytestconfig):
+    needs_plugin_patch(pytestconfig)
+    server = standin("server-errors", failures=2)
+    pytester.makepyfile(THREE_TEXTS)
+    result, _ = run_against(pytester, server, "--junitxml=junit.xml")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["embedeval: *test_embeds_three_texts[[]minilm[]] passed after 2 failed request "
+                                 "attempts (server errors or timeouts, retried by the client)"])
+    assert '<property name="embedeval:failed_attempts" value="2"' in (pytester.path / "junit.xml").read_text()
+
+
+def test_server_errors_beyond_the_retry_budget_fail_naming_status_and_attempts(pytester, standin):
+    server = standin("server-errors", failures=3)
+    pytester.makepyfile(THREE_TEXTS)
+    result, seconds = run_against(pytester, server)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*EmbeddingRequestError: http://127.0.0.1:*/v1/embeddings answered HTTP 500 on every one of 3 attempts "
+        "(2 retries allowed): *stand-in: injected internal error (request 3)*",
+    ])
+    assert server.embedding_requests == 3
+    assert seconds < 30
+
+
+@pytest.mark.parametrize(("failures", "after", "says"), [
+    (10 ** 6, 0, "no measurement: 1 of 1 requests failed; first errors: ValueError: HTTP 500: *"),
+    (5, 1, "no measurement: 5 of 10 requests failed; first errors: ValueError: HTTP 500: *"),
+], ids=["at-warm-up", "while-measuring"])
+def test_a_marker_measuring_failed_requests_gives_no_verdict(pytester, standin, failures, after, says):
+    server = standin("server-errors", failures=failures, after=after)
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.embed_latency(requests=10, warmup=1)
+        def test_latency():
+            pass
+    """)
+    result, _ = run_against(pytester, server, "--embed-report=report.json")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"*@pytest.mark.embed_latency: {says}"])
+    assert "latency_p50_ms" not in result.stdout.str()  # no figure was judged, so none is shown
+    report = json.loads((pytester.path / "report.json").read_text())
+    assert [(model["model"], model["verdicts"]) for model in report["models"]] == [("minilm", [])], report
+    assert server.embedding_requests == 1 + (10 if after else 0)  # never retried: a retry would hide the failure
+
+
+# -- a server that never answers -----------------------------------------------------------------------
+
+def test_a_hanging_server_fails_the_call_within_a_bounded_time(standin):
+    server = standin("hang")
+    client = EmbeddingClient(server.url, "minilm", timeout=1.0)
+    started = time.monotonic()
+    with pytest.raises(EmbeddingRequestError, match=r"no answer from http://127.0.0.1:\d+/v1/embeddings within "
+                                                    r"the 1 s timeout on every one of 3 attempts"):
+        client.embed(["first text"])
+    # 3 attempts of 1 s, back-offs of at most 0.5 s and 1 s between them
+    assert time.monotonic() - started < 3 * 1.0 + 1.5 + 2.0
+    assert client.failed_attempts == 3 and server.embedding_requests == 3
+
+
+def test_a_hanging_server_fails_the_test_within_the_request_timeout(pytester, standin, pytestconfig):
+    needs_plugin_patch(pytestconfig)
+    server = standin("hang")
+    pytester.makepyfile(THREE_TEXTS)
+    result, seconds = run_against(pytester, server, "--embed-request-timeout=1")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*EmbeddingRequestError: no answer from * within the 1 s timeout on every one of 3*"])
+    assert seconds < 30
+
+
+# -- the API key ---------------------------------------------------------------------------------------
+
+KEYED_SUITE = """
+def test_the_key_is_sent(embed_client):
+    assert embed_client.embed(["only one text"]).shape == (1, 384)
+
+def test_fails_on_purpose(embed_client, embed_metric):
+    embed_metric("latency_p50_ms", 1.0)  # so that the JSON report has this model's run in it
+    embed_client.embed(["first text", "second text", "third text"])  # NaN in the second: fails
+"""
+
+
+@pytest.mark.parametrize("given_by", ["option", "environment"])
+def test_the_api_key_reaches_the_server_and_appears_in_no_output_or_report(pytester, standin, monkeypatch, given_by):
+    server = standin("nan", api_key=SECRET)
+    pytester.makepyfile(KEYED_SUITE)
+    args = ["-v", "-rA", "-l", "--tb=long", "--junitxml=junit.xml", "--embed-report=report.json"]
+    if given_by == "option":
+        args.append(f"--embed-api-key={SECRET}")
+    else:
+        monkeypatch.setenv("EMBEDEVAL_API_KEY", SECRET)
+    result, _ = run_against(pytester, server, *args)
+    result.assert_outcomes(passed=1, failed=1)
+    assert server.unauthorized_requests == 0
+    assert set(server.seen_authorization) == {f"Bearer {SECRET}"}
+    output = result.stdout.str() + result.stderr.str()
+    assert "NaN or inf in the vectors of inputs [1]" in output
+    for name, text in [("output", output), ("JUnit XML", (pytester.path / "junit.xml").read_text()),
+                       ("JSON report", (pytester.path / "report.json").read_text())]:
+        assert SECRET not in text, f"the API key is in the {name}"
+
+
+def test_the_api_key_is_not_in_the_fixture_values_a_failure_shows(pytester, standin):
+    server = standin("nan", api_key=SECRET)
+    pytester.makepyfile("""
+        def test_fails_on_purpose(embed_server, embed_client):
+            embed_client.embed(["first text", "second text", "third text"])  # NaN in the second: fails
+    """)
+    result, _ = run_against(pytester, server, f"--embed-api-key={SECRET}")  # pytest's default traceback
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["embed_server = RemoteServer(*"])  # the test's arguments were shown
+    assert SECRET not in result.stdout.str() + result.stderr.str()
+    assert SECRET not in repr(SGLangServer(Registry().resolve("minilm"), port=1, api_key=SECRET))
+
+
+def test_a_wrong_api_key_stops_the_run_with_what_to_check_and_is_not_printed(pytester, standin):
+    server = standin(api_key=SECRET)
+    wrong = f"sk-wrong-{uuid.uuid4().hex}"
+    pytester.makepyfile(THREE_TEXTS)
+    result, _ = run_against(pytester, server, f"--embed-api-key={wrong}")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*GET /v1/models answered 401*is --embed-api-key right*"])
+    assert wrong not in result.stdout.str() + result.stderr.str()
+
+
+# -- the model ---------------------------------------------------------------------------------------
+
+def test_a_missing_model_directory_is_refused_at_once_listing_the_known_models(pytester):
+    pytester.makepyfile(THREE_TEXTS)
+    started = time.monotonic()
+    result = pytester.runpytest(f"--embed-model={pytester.path / 'no-such-model'}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown embedding model '*no-such-model'. "
+                                 "Known models: bge-large-zh, minilm, qwen3-4b. Pass one of those, a local model*"])
+    assert time.monotonic() - started < 15  # before anything boots
+
+
+def copy_of_minilm(directory: Path, config_text: str) -> Path:
+    """MiniLM's files (weights linked, not copied) with another config.json."""
+    source = embedded_minilm_dir()
+    directory.mkdir()
+    for entry in source.iterdir():
+        if entry.name not in ("config.json", "onnx", "openvino"):
+            (directory / entry.name).symlink_to(entry)
+    (directory / "config.json").write_text(config_text)
+    return directory
+
+
+def test_an_unreadable_config_json_is_refused_at_once_naming_the_file(pytester, tmp_path):
+    model = copy_of_minilm(tmp_path / "truncated", '{"hidden_size": 384,')
+    pytester.makepyfile(THREE_TEXTS)
+    result = pytester.runpytest(f"--embed-model={model}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{model / 'config.json'}: not valid JSON*"])
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
+# -- real servers: finding every process of theirs -----------------------------------------------------
+
+def processes_in_sessions(sessions: set[int]) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getsid(proc.pid) in sessions and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except (OSError, psutil.Error):
+            pass
+    return found
+
+
+class SessionWatch:
+    """Every process of the SGLang servers started under it, sampled while they run.
+
+    SGLang renames its scheduler and detokenizer (setproctitle), which overwrites their environment,
+    so conftest's marker is gone from them and processes_of_run cannot see them. The launcher starts
+    each server in a session of its own, which all its processes keep: sessions find them all.
+    """
+
+    def __init__(self, roots: Callable[[], Iterable[int]], interval: float = 1.0):
+        self._roots = roots
+        self._interval = interval
+        self.sessions: set[int] = set()
+        self.seen: dict[int, str] = {}  # pid -> command line of every server process seen
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "SessionWatch":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.sample()
+
+    def sample(self) -> None:
+        own = os.getsid(0)  # the inner pytest runs in ours: only the servers have sessions of their own
+        for pid in self._roots():
+            try:
+                session = os.getsid(pid)
+            except OSError:
+                continue
+            if session != own:
+                self.sessions.add(session)
+        for proc in processes_in_sessions(self.sessions):
+            try:
+                self.seen[proc.pid] = " ".join(proc.cmdline())[:120]
+            except psutil.Error:
+                pass
+
+    def saw(self, text: str) -> bool:
+        return any(text in cmdline for cmdline in self.seen.values())
+
+    def leftovers(self, settle: float = 10.0) -> list[str]:
+        deadline = time.monotonic() + settle
+        while (left := processes_in_sessions(self.sessions)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return [" ".join(p.cmdline())[:120] for p in left]
+
+
+def of_run(run: InnerRun) -> Callable[[], list[int]]:
+    return lambda: [proc.pid for proc in processes_of_run(run.marker)]
+
+
+# -- real servers: a taken port ------------------------------------------------------------------------
+
+PORT_BOOT_TIMEOUT = 45
+
+
+@pytest.mark.server
+def test_a_taken_port_fails_the_boot_in_bounded_time_and_leaves_no_process(tmp_path):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()  # accepts connections and never answers, like a stuck process on the port
+        port = holder.getsockname()[1]
+        server = SGLangServer(Registry().resolve("minilm"), device="cpu", port=port, log_path=tmp_path / "port.log",
+                              boot_timeout=PORT_BOOT_TIMEOUT)
+        started = time.monotonic()
+        with SessionWatch(lambda: [server.process.pid] if server.process else []) as watch:
+            with pytest.raises(ServerError) as info:
+                server.start()
+        seconds = time.monotonic() - started
+    message = str(info.value)
+    print(f"taken port detected after {seconds:.1f} s: {message.splitlines()[0]}")
+    if "already in use" in message.splitlines()[0]:  # the launcher checks the port (engine patch)
+        assert str(port) in message.splitlines()[0]
+        assert seconds < 30
+    else:  # SGLang 0.5.23 logs the bind error and then hangs: only the boot timeout ends it
+        assert f"was not ready after {PORT_BOOT_TIMEOUT} s (--embed-boot-timeout); it was stopped" in message
+        assert "Log: " in message and len(message.splitlines()) > 3  # with the log's tail
+        assert seconds < PORT_BOOT_TIMEOUT + 25  # the timeout plus the stop grace
+    if server.process is not None:
+        watch.sessions.add(server.process.pid)  # its session: the root was its leader
+    assert watch.leftovers() == []
+
+
+# -- real servers: a broken model, a key, a server killed mid-test -------------------------------------
+
+BROKEN_MODEL = "broken-config"
+
+KILLED_SUITE = """
+import time
+from pathlib import Path
+
+import psutil
+
+
+def test_serves_with_the_key(embed_client, embed_run):
+    assert embed_client.embed(["hello"]).shape == (1, 384)
+
+
+def test_fails_on_purpose(embed_client):
+    assert embed_client.embed(["hello"]).shape == (1, 1)
+
+
+def test_server_killed_mid_test(request, embed_client):
+    # The server is not an argument: pytest would print its repr, API key and all (an engine bug,
+    # tested on its own in test_faults.py), and this run checks that nothing else shows the key.
+    root = psutil.Process(request.getfixturevalue("embed_server").process.pid)
+    tree = [root, *root.children(recursive=True)]
+    Path("tree-size").write_text(str(len(tree)))
+    for proc in tree:
+        proc.kill()
+    psutil.wait_procs(tree, timeout=10)
+    started = time.monotonic()
+    try:
+        embed_client.embed(["hello"])
+    finally:
+        Path("detect-seconds").write_text(str(time.monotonic() - started))
+"""
+
+
+@pytest.fixture(scope="module")
+def killed_server_run(tmp_path_factory):
+    """One inner run: a model SGLang cannot load, then MiniLM with an API key, killed mid-test."""
+    path = tmp_path_factory.mktemp("killed")
+    # A config.json the registry can read (dimensions and all) but transformers cannot load.
+    config = json.loads((embedded_minilm_dir() / "config.json").read_text())
+    copy_of_minilm(path / BROKEN_MODEL, json.dumps({**config, "model_type": "no-such-model-type"}))
+    (path / "test_user_suite.py").write_text(KILLED_SUITE)
+    run = InnerRun(path, [f"--embed-model={path / BROKEN_MODEL},minilm", f"--embed-api-key={SECRET}",
+                          "--embed-boot-timeout=400", "-v", "--durations=0", "--durations-min=0",
+                          "--junitxml=junit.xml", "--embed-report=report.json"])
+    try:
+        with SessionWatch(of_run(run)) as watch:
+            code = run.finish(timeout=580)
+        yield code, run, path, watch
+    finally:
+        run.kill()
+
+
+def setup_seconds(output: str, test: str) -> float:
+    return float(re.search(rf"([\d.]+)s setup +\S*{re.escape(test)}", output).group(1))
+
+
+@pytest.mark.server
+def test_a_model_sglang_cannot_load_fails_its_tests_at_once_with_sglangs_error(killed_server_run):
+    code, run, _, watch = killed_server_run
+    output = run.output
+    assert code == pytest.ExitCode.TESTS_FAILED, output
+    assert f"SGLang server for '{BROKEN_MODEL}' exited with code" in output and "during boot" in output
+    assert "model type `no-such-model-type` but Transformers does not recognize this architecture" in output
+    assert output.count(f"ERROR test_user_suite.py::test_serves_with_the_key[{BROKEN_MODEL}]") == 1
+    assert "3 errors" in output  # one boot failure, reported for each test, not retried per test
+    seconds = setup_seconds(output, f"test_serves_with_the_key[{BROKEN_MODEL}]")
+    print(f"broken model: boot failure detected after {seconds:.1f} s")
+    assert seconds < 200  # on the server's exit, long before the 400 s boot timeout
+
+
+@pytest.mark.server
+def test_a_server_killed_mid_test_fails_that_test_saying_it_died(killed_server_run):
+    code, run, path, watch = killed_server_run
+    output = run.output
+    assert "test_serves_with_the_key[minilm] PASSED" in output, output
+    assert "test_fails_on_purpose[minilm] FAILED" in output
+    assert "test_server_killed_mid_test[minilm] FAILED" in output
+    assert int((path / "tree-size").read_text()) >= 3  # the server, its scheduler and detokenizer were up
+    killed = output[output.index("_ test_server_killed_mid_test[minilm] _"):]
+    assert re.search(r"EmbeddingRequestError: could not reach http://127.0.0.1:\d+/v1/embeddings on every one of "
+                     r"3 attempts \(2 retries allowed\): ConnectError", killed), killed
+    assert "embed server log, last lines (server NOT RUNNING (it died))" in killed
+    assert "The server is fired up and ready to roll!" in killed  # the log's tail, from before it died
+    running = output[output.index("_ test_fails_on_purpose[minilm] _"):output.index("_ test_server_killed_mid_test")]
+    assert "embed server log, last lines (server running)" in running
+    seconds = float((path / "detect-seconds").read_text())
+    print(f"killed server: the test failed {seconds:.1f} s after the call")
+    assert seconds < 10  # three refused connections and two back-offs, not a timeout
+
+
+@pytest.mark.server
+def test_the_run_with_a_broken_model_and_a_killed_server_leaves_no_process(killed_server_run):
+    _, run, _, watch = killed_server_run
+    assert len(watch.sessions) == 2, watch.seen  # both servers were watched: the broken one and MiniLM
+    assert watch.saw("sglang::scheduler") and watch.saw("sglang::detokenizer"), watch.seen
+    assert watch.leftovers() == []
+    assert run.leftovers() == []
+
+
+@pytest.mark.server
+def test_the_api_key_is_nowhere_in_output_junit_or_report_and_the_argv_shows_stars(killed_server_run):
+    code, run, path, _ = killed_server_run
+    junit, report = (path / "junit.xml").read_text(), (path / "report.json").read_text()
+    for name, text in [("output", run.output), ("JUnit XML", junit), ("JSON report", report)]:
+        assert SECRET not in text, f"the API key is in the {name}"
+    [minilm] = [model for model in json.loads(report)["models"] if model["model"] == "minilm"]
+    argv = minilm["server"]["argv"]
+    assert argv[argv.index("--api-key") + 1] == "***"
+    # Nothing lost: every test of both models is in the JUnit XML with its outcome.
+    assert junit.count("<testcase ") == 6
+    assert junit.count("<error ") == 3 and junit.count("<failure ") == 2
+
+
+# -- real servers: SIGTERM to pytest ---------------------------------------------------------------
+
+@pytest.mark.server
+def test_sigterm_to_pytest_during_a_test_ends_the_server_tree(pytester, inner_run):
+    flag = pytester.path / "in-test"
+    pytester.makepyfile(f"""
+        import pathlib, time
+
+        def test_running(embed_client):
+            embed_client.embed("x")
+            pathlib.Path({str(flag)!r}).write_text("running")
+            time.sleep(600)
+    """)
+    run = inner_run("--embed-model=minilm", "--embed-boot-timeout=400", "-v")
+    run.wait_for(flag.exists, timeout=500, what="the test to start")
+    watch = SessionWatch(of_run(run))
+    watch.sample()
+    assert watch.saw("sglang.launch_server") and watch.saw("sglang::scheduler"), watch.seen
+    started = time.monotonic()
+    run.interrupt(signal.SIGTERM)
+    run.finish(timeout=120)
+    seconds = time.monotonic() - started
+    print(f"SIGTERM: pytest and the server's {len(watch.seen)} processes ended {seconds:.1f} s after the signal")
+    assert "KeyboardInterrupt" in run.output and "signal 15" in run.output, run.output
+    assert watch.leftovers() == []
+    assert run.leftovers() == []
+    assert seconds < 60
