@@ -239,6 +239,9 @@ def write_bytes_atomically(path: Path, data: bytes) -> None:
     """Readers see the old file or the new one, never a mix: write beside it, fsync, rename."""
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes it private; a reviewed file is not
         with os.fdopen(handle, "wb") as out:
             out.write(data)
             out.flush()

@@ -52,6 +52,7 @@ class Target:
     profile: str = ""  # the baseline profile name of this hardware
     update: bool = False  # --embed-update-baselines: store what is measured
     captured: dict = field(default_factory=dict)  # probe vectors for an update to store, if it passes
+    timeout: float = 120.0  # seconds for one request (--embed-request-timeout)
 
     @property
     def url(self) -> str:
@@ -61,7 +62,7 @@ class Target:
     def client(self):
         from .client import EmbeddingClient
 
-        return EmbeddingClient(self.url, self.model, api_key=self.api_key)
+        return EmbeddingClient(self.url, self.model, api_key=self.api_key, timeout=self.timeout)
 
     def texts(self, tokens: int, count: int) -> list[str]:
         local = self.server.spec.local_dir()
@@ -70,7 +71,8 @@ class Target:
         return texts_of_tokens(local, tokens, count)
 
     def load(self, batches: list[list[str]], concurrency: int) -> LoadResult:
-        result = run_load(self.url, self.model, batches, concurrency=concurrency, api_key=self.api_key)
+        result = run_load(self.url, self.model, batches, concurrency=concurrency, api_key=self.api_key,
+                          timeout=self.timeout)
         if result.failures:
             # A figure built on failed requests would be a lie: no verdict at all.
             raise MeasurementError(result.failure_text())

@@ -352,7 +352,7 @@ def pytest_runtest_call(item: pytest.Item):
             item.funcargs["embed_server"], item.funcargs["embed_client"].model, api_key=settings.api_key,
             progress=(lambda line: reporter.write_line(line)) if reporter else print,
             vectors=VectorStore(item.config.stash[STORE].directory), profile=baseline_store.profile_name(embed_run.profile),
-            update=settings.update_baselines,
+            update=settings.update_baselines, timeout=settings.request_timeout,
         )
         arguments = dict(bound.arguments)
         arguments.pop("target")
