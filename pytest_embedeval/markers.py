@@ -222,7 +222,10 @@ def embed_drift(target: Target, *, tolerance: float | None = None) -> list[Measu
     batched = target.client.embed(texts)
     spec = target.server.spec
     half = target.server.dtype not in ("float32", "float", "fp32")
-    measurements = [Measurement("dimensions", alone.shape[1], None, "probe set")]
+    norms = np.linalg.norm(alone, axis=1)
+    measurements = [Measurement("dimensions", alone.shape[1], None, "probe set"),
+                    Measurement("l2_norm_mean", float(norms.mean()), None,
+                                f"probe set, norms {norms.min():.4f}..{norms.max():.4f}")]
     invariance = drift.row_cosines(alone, batched)
     measurements.append(Measurement("batch_invariance_min_cosine", float(invariance.min()), None,
                                     "the same text alone and inside a batch; " + drift.worst(texts, invariance),

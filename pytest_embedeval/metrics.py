@@ -77,6 +77,7 @@ CATALOGUE: dict[str, Metric] = {m.name: m for m in (
     _m("stsb_spearman", "points", HIGHER, 0.5, "STS-B cosine Spearman, 0-100"),
     _m("reference_min_cosine", "cosine", HIGHER, 0.0001, "worst cosine of served vs reference vectors"),
     _m("drift_min_cosine", "cosine", HIGHER, 0.001, "worst cosine of the probe set vs its stored vectors"),
+    _m("l2_norm_mean", "norm", EXACT, 0.01, "mean L2 norm of the probe vectors (1 when the server normalises)"),
     _m("batch_invariance_min_cosine", "cosine", HIGHER, 0.0001, "worst cosine of a text alone vs in a batch"),
     _m("dimensions", "dims", EXACT, 0, "length of the served vectors"),
     _m("context_length", "tokens", EXACT, 0, "longest input the server accepts"),

@@ -15,7 +15,7 @@ import pytest
 
 from . import baselines as baseline_store
 from .engines.remote import RemoteServer, UnreachableServer
-from .engines.sglang import ServerError, SGLangServer, detect_device, redact
+from .engines.sglang import LOCALHOST, ServerError, SGLangServer, detect_device, redact
 from . import markers
 from .drift import VectorStore
 from .hardware import HardwareProfile, describe
@@ -47,6 +47,7 @@ class Settings:
     benchmark_dir: Path | None
     chart_path: Path | None
     gpus: tuple[int, ...] | None
+    host: str
 
 
 SETTINGS = pytest.StashKey[Settings]()
@@ -88,6 +89,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add("--embed-chart", default=None, metavar="PNG", help="write a chart of latency and throughput per model")
     add("--embed-gpus", default=None, metavar="LIST",
         help="GPUs to use, e.g. 0,1,2,3; with pytest-xdist each worker gets one GPU and its own server")
+    add("--embed-host", default=None, metavar="ADDRESS",
+        help="address the booted server listens on (default 127.0.0.1; anything else exposes it, with a warning)")
     add("--embed-allow-downloads", action="store_true",
         help="let this run fetch models and datasets from the Hugging Face hub (default: offline)")
     parser.addini("embed_model", "default model(s) when --embed-model is not given", type="args")
@@ -124,6 +127,7 @@ def _settings(config: pytest.Config) -> Settings:
         benchmark_dir=Path(benchmark_dir) if benchmark_dir else None,
         chart_path=Path(chart) if chart else None,
         gpus=_gpus(option("embed_gpus")),
+        host=option("embed_host") or LOCALHOST,
     )
 
 
@@ -164,6 +168,10 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[STORE] = baseline_store.BaselineStore(directory)
     except (UnknownModelError, ModelConfigError, baseline_store.BaselineError) as exc:
         raise pytest.UsageError(str(exc)) from None
+    if config.stash[SETTINGS].host != LOCALHOST:
+        config.issue_config_time_warning(pytest.PytestConfigWarning(
+            f"--embed-host {config.stash[SETTINGS].host}: the SGLang server will accept connections from other "
+            "machines; protect it with --embed-api-key"), stacklevel=2)
     config.stash[RUN] = Run()
     config.stash[UPDATES] = {}
     config.stash[RETRIED] = []
@@ -221,6 +229,7 @@ def embed_server(embed_model, request: pytest.FixtureRequest, tmp_path_factory: 
             api_key=settings.api_key,
             boot_timeout=settings.boot_timeout,
             gpus=_worker_gpus(request.config, settings.gpus),
+            host=settings.host,
         )
         _unwind_on_sigterm()
     try:

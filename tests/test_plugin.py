@@ -121,3 +121,21 @@ def test_interrupted(embed_client):
     assert "embed server log, last lines (server running)" in output
     assert "The server is fired up and ready to roll!" in output
     assert run.leftovers() == []
+
+
+def test_exposing_the_server_needs_an_option_and_warns(pytester):
+    pytester.makepyfile(USER_SUITE)
+    quiet = pytester.runpytest("--embed-model=minilm", "--collect-only", "-q")
+    assert "accept connections from other machines" not in quiet.stdout.str()
+    exposed = pytester.runpytest("--embed-model=minilm", "--embed-host=0.0.0.0", "--collect-only", "-q")
+    exposed.stdout.fnmatch_lines(["*--embed-host 0.0.0.0: the SGLang server will accept connections from other "
+                                  "machines; protect it with --embed-api-key*"])
+
+
+def test_an_exposed_server_is_still_reached_over_loopback():
+    from pytest_embedeval.engines.sglang import SGLangServer
+    from pytest_embedeval.registry import Registry
+
+    server = SGLangServer(Registry().resolve("minilm"), device="cpu", host="0.0.0.0", port=31999)
+    assert server.argv[server.argv.index("--host") + 1] == "0.0.0.0"
+    assert server.url == "http://127.0.0.1:31999"

@@ -163,7 +163,8 @@ class SGLangServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        # A server listening on every address is still reached, by this run, over loopback.
+        return f"http://{LOCALHOST if self.host in ('0.0.0.0', '::', '') else self.host}:{self.port}"
 
     @property
     def argv(self) -> list[str]:
