@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 
 from pytest_embedeval.engines.sglang import SGLangServer, detect_device
 from pytest_embedeval.registry import Registry
@@ -38,12 +39,14 @@ def bare_boot(server: SGLangServer) -> float:
                     pass
                 time.sleep(0.2)
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        time.sleep(3)  # let the workers go before the next boot
+        # Wait for the whole tree, as the plugin does: a scheduler still exiting would slow the next boot.
+        tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+        for proc in tree:
+            proc.terminate()
+        _, alive = psutil.wait_procs(tree, timeout=30)
+        for proc in alive:
+            proc.kill()
+        time.sleep(3)
 
 
 def plugin_boot(server: SGLangServer) -> float:
@@ -65,8 +68,10 @@ def main() -> None:
     logs = Path(tempfile.mkdtemp(prefix="embedeval-boot-"))
     bare, plugin = [], []
     for round_ in range(args.rounds):
-        bare.append(bare_boot(SGLangServer(spec, device=device, log_path=logs / f"bare-{round_}.log")))
-        plugin.append(plugin_boot(SGLangServer(spec, device=device, log_path=logs / f"plugin-{round_}.log")))
+        # Alternate which goes first, so that neither always boots on a machine the other just left.
+        order = (("bare", bare_boot, bare), ("plugin", plugin_boot, plugin))
+        for name, boot, times in order if round_ % 2 == 0 else reversed(order):
+            times.append(boot(SGLangServer(spec, device=device, log_path=logs / f"{name}-{round_}.log")))
         print(f"round {round_ + 1}: bare {bare[-1]:.1f} s, plugin {plugin[-1]:.1f} s", flush=True)
     bare_median, plugin_median = statistics.median(bare), statistics.median(plugin)
     print(f"model {spec.alias}, device {device}, {args.rounds} rounds, logs in {logs}")
