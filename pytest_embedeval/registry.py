@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import tomllib
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -227,5 +227,3 @@ class Registry:
             "[tool.embedeval.models.<alias>] in pyproject.toml."
         )
 
-
-SPEC_FIELDS = tuple(f.name for f in fields(ModelSpec))

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from ..registry import ModelSpec
+from . import auth_headers
 
 
 class UnreachableServer(RuntimeError):
@@ -27,9 +28,8 @@ class RemoteServer:
             self.url = self.url[: -len("/v1")]
 
     def start(self) -> "RemoteServer":
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         try:
-            response = httpx.get(f"{self.url}/v1/models", headers=headers, timeout=10.0)
+            response = httpx.get(f"{self.url}/v1/models", headers=auth_headers(self.api_key), timeout=10.0)
         except httpx.HTTPError as exc:
             raise UnreachableServer(
                 f"--embed-url {self.url} is unreachable ({type(exc).__name__}: {exc}). "
@@ -43,8 +43,7 @@ class RemoteServer:
         return self
 
     def _get(self, route: str):
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        return httpx.get(f"{self.url}{route}", headers=headers, timeout=10.0).json()
+        return httpx.get(f"{self.url}{route}", headers=auth_headers(self.api_key), timeout=10.0).json()
 
     def served_model(self) -> str:
         """The id the server lists first, for servers that validate the request's model."""

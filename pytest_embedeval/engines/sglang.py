@@ -21,7 +21,7 @@ import httpx
 import psutil
 
 from ..registry import ModelSpec
-from . import external
+from . import auth_headers, external
 
 LOCALHOST = "127.0.0.1"
 
@@ -224,8 +224,7 @@ class SGLangServer:
     def wait_until_ready(self) -> None:
         """Ready = the process is alive and /health answers 200 (after a real forward pass)."""
         deadline = time.monotonic() + self.boot_timeout
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        with httpx.Client(timeout=5.0, headers=headers) as http:
+        with httpx.Client(timeout=5.0, headers=auth_headers(self.api_key)) as http:
             while True:
                 code = self.process.poll()
                 if code is not None:
@@ -265,7 +264,7 @@ class SGLangServer:
         """The settings that decide how much GPU memory SGLang reserves up front."""
         try:
             info = httpx.get(f"{self.url}/get_server_info", timeout=10.0,
-                             headers={"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}).json()
+                             headers=auth_headers(self.api_key)).json()
         except (httpx.HTTPError, ValueError):
             return "server settings unavailable"
         return (f"mem_fraction_static {info.get('mem_fraction_static')}, "

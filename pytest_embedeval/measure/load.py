@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from ..engines import auth_headers
+
 
 @dataclass
 class LoadResult:
@@ -44,7 +46,7 @@ class LoadResult:
 async def _drive(url: str, model: str, batches: list[list[str]], concurrency: int, api_key: str | None,
                  timeout: float, extra: dict) -> LoadResult:
     result = LoadResult(concurrency=concurrency, batch_size=len(batches[0]) if batches else 0)
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    headers = auth_headers(api_key)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     next_index = iter(range(len(batches)))
 
