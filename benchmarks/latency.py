@@ -210,7 +210,7 @@ def main() -> None:
           f"(interpolation error on known data: {(plugin_binned - plugin_p50) * 1000:+.2f} ms)")
     difference = plugin_p50 - server_p50
     tolerance = max(0.05 * server_p50, 0.001)
-    print(f"plugin client CPU: {target.cpu_per_request * 1000:.2f} ms/request (httpx.AsyncClient, asyncio)")
+    print(f"plugin client CPU: {target.cpu_per_request * 1000:.2f} ms/request (aiohttp, asyncio)")
     print(f"difference plugin - server: {difference * 1000:+.2f} ms ({difference / server_p50 * 100:+.1f}%), "
           f"ratio {plugin_p50 / server_p50:.3f}; tolerance max(5%, 1 ms) = {tolerance * 1000:.2f} ms")
     met = abs(difference) <= tolerance

@@ -4,7 +4,7 @@ One minilm server on the CPU, no requests while the at-rest windows run. Measure
 time.process_time() (user + system time of all its threads; reading /proc/PID/smaps_rollup is system time):
 
   1. idle:     this process doing nothing for --seconds (the floor: interpreter, imported libraries).
-  2. sampler:  `PeakSampler(lambda: tree_pss_bytes(server_pid))` at its default interval for --seconds,
+  2. sampler:  `PeakSampler(lambda: tree_pss_bytes(server_pid))` at its defaults (0.5 s, capped at 2% of a core) for --seconds,
                minus the idle floor; also the CPU of one sample and the number of samples.
   3. load generator at rest: for --seconds right after a `run_load` finished (it keeps no thread, loop or
                connection between runs, so this should equal the idle floor), minus the idle floor.
@@ -114,7 +114,7 @@ def main() -> None:
     print()
     print(f"minilm on CPU; at-rest windows of {args.seconds:g} s; no requests during them")
     print(f"idle floor of this process:            {idle * 100:6.2f}% of one core")
-    print(f"memory sampler (interval {interval:g} s):     {sampler_share * 100:6.2f}% of one core above the floor "
+    print(f"memory sampler (interval {interval:g} s, cap {sampler.max_cpu_share:.0%}): {sampler_share * 100:6.2f}% of one core above the floor "
           f"({len(samples)} samples, {per_sample * 1000:.1f} ms CPU per sample of tree_pss_bytes over "
           f"{len(tree)} processes; peak {sampler.peak / 1e9:.2f} GB)")
     print(f"load generator at rest:                {rest_share * 100:6.2f}% of one core above the floor "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import psutil
 
 
@@ -28,25 +30,32 @@ def tree_pss_bytes(pid: int) -> int:
 class PeakSampler:
     """Samples ``measure()`` in a background thread; ``peak`` is the largest value seen.
 
-    Half a second apart: a sample of a big tree's PSS reads /proc/*/smaps_rollup, which costs a
-    few milliseconds, so this stays well under 1% of a core.
+    The sampler must not take the CPU the server it watches needs. NVML answers in microseconds, but
+    one PSS reading of an SGLang tree makes the kernel walk ~1.5 GB of page tables per process
+    (63-71 ms of CPU here): at a fixed 0.5 s that was 12% of a core. So each sample is timed with
+    ``time.thread_time()`` and the next one waits long enough to keep this thread under
+    ``max_cpu_share`` of one core, never less than ``interval``.
     """
 
-    def __init__(self, measure, interval: float = 0.5):
+    def __init__(self, measure, interval: float = 0.5, max_cpu_share: float = 0.02):
         import threading
 
-        self.measure, self.interval = measure, interval
+        self.measure, self.interval, self.max_cpu_share = measure, interval, max_cpu_share
         self.peak = 0
+        self.samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="embedeval-memory-sampler", daemon=True)
 
     def _run(self) -> None:
         while True:
+            cpu = time.thread_time()
             try:
                 self.peak = max(self.peak, int(self.measure() or 0))
+                self.samples += 1
             except Exception:  # the process may be gone between two samples
                 pass
-            if self._stop.wait(self.interval):
+            wait = max(self.interval, (time.thread_time() - cpu) / self.max_cpu_share)
+            if self._stop.wait(wait):
                 return
 
     def __enter__(self) -> "PeakSampler":

@@ -41,3 +41,21 @@ def latency_summary(seconds) -> dict[str, float]:
         "latency_p99_ms": float(np.percentile(ms, 99)),
         "latency_mean_ms": float(ms.mean()),
     }
+
+
+def ratio_interval(measured, baseline, q: float, confidence: float = CONFIDENCE, resamples: int = 2000,
+                   seed: int = 0) -> tuple[float, float]:
+    """Bootstrap confidence interval of percentile(measured, q) / percentile(baseline, q).
+
+    Both runs are resampled, so the baseline run's own noise widens the interval: a single
+    baseline run measured in a lucky minute cannot by itself make the next run a regression.
+    """
+    first, second = np.asarray(measured, dtype=float), np.asarray(baseline, dtype=float)
+
+    def statistic(x, y, axis=-1):
+        return np.percentile(x, q, axis=axis) / np.percentile(y, q, axis=axis)
+
+    result = stats.bootstrap((first, second), statistic, confidence_level=confidence, n_resamples=resamples,
+                             method="percentile", random_state=np.random.default_rng(seed), vectorized=True)
+    low, high = result.confidence_interval
+    return float(low), float(high)
