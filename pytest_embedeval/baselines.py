@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import fcntl
+import math
 import os
 import re
 import tempfile
@@ -102,13 +103,20 @@ class ModelBaselines:
 
     def compare(self, metric_name: str, measured: float, here: HardwareProfile, *,
                 tolerance: Tolerance | None = None, interval=None, test: str | None = None,
-                note: str | None = None) -> Verdict:
+                note: str | None = None, ratio_interval=None, sampled_baseline: float | None = None) -> Verdict:
+        """``ratio_interval`` (measured / baseline run, from both runs' samples) replaces ``interval`` when
+        the baseline found is the figure those samples gave (``sampled_baseline``): a hand-edited or
+        published baseline has no samples, and is compared with this run's interval alone."""
         definition = metric(metric_name)
         found = self.find(metric_name, here)
         if found is None:
             return compare(definition, measured, None, model=self.model, profile=str(here), interval=interval,
                            test=test, note=note)
         profile, entry = found
+        if ratio_interval and sampled_baseline and math.isclose(entry.value, sampled_baseline, rel_tol=1e-3):
+            interval = (entry.value * ratio_interval[0], entry.value * ratio_interval[1])
+            note = f"{note}; " if note else ""
+            note += "CI of this run against the baseline run, both runs' samples resampled"
         return compare(definition, measured, entry.value, tolerance or entry.tolerance, model=self.model,
                        profile=profile.name, source=profile.source, interval=interval, test=test, note=note)
 
@@ -223,7 +231,7 @@ class Change:
 
 
 @contextmanager
-def _locked(directory: Path):
+def locked(directory: Path):
     """One writer at a time (pytest-xdist workers, parallel jobs): flock on the directory itself."""
     directory.mkdir(parents=True, exist_ok=True)
     fd = os.open(directory, os.O_RDONLY)
@@ -278,7 +286,7 @@ def update(
     """
     directory = Path(directory)
     path = directory / f"{model}.toml"
-    with _locked(directory):
+    with locked(directory):
         # Re-read under the lock: another worker may have written since this run started.
         current = load(path) if path.exists() else ModelBaselines(path, model, {})
         document = tomlkit.parse(path.read_text(encoding="utf-8")) if path.exists() else _new_document(model)

@@ -21,6 +21,7 @@ from .measure import stats
 from .measure.inputs import texts_of_tokens
 from .measure.load import LoadResult, run_load
 from .measure.memory import PeakSampler, tree_pss_bytes
+from .timings import Timing, timing_name
 
 
 class MeasurementError(RuntimeError):
@@ -38,6 +39,9 @@ class Measurement:
     interval: tuple[float, float] | None = None
     note: str | None = None
     tolerance: str | float | None = None  # this figure's own default, when it depends on the server
+    # Interval of measured / baseline-run ratio, from both runs' samples (when the baseline run's are stored).
+    ratio_interval: tuple[float, float] | None = None
+    sampled_baseline: float | None = None  # the baseline run's own figure, from its samples
 
 
 @dataclass
@@ -49,9 +53,11 @@ class Target:
     api_key: str | None = field(default=None, repr=False)  # a repr reaches tracebacks (a failing test's arguments)
     progress: Callable[[str], None] = print
     vectors: object = None  # drift.VectorStore of the baseline directory
+    samples: object = None  # timings.TimingStore of the baseline directory
     profile: str = ""  # the baseline profile name of this hardware
     update: bool = False  # --embed-update-baselines: store what is measured
     captured: dict = field(default_factory=dict)  # probe vectors for an update to store, if it passes
+    timings: list = field(default_factory=list)  # timings.Timing of every request measured
     timeout: float = 120.0  # seconds for one request (--embed-request-timeout)
 
     @property
@@ -69,6 +75,15 @@ class Target:
         if local is None:
             raise MeasurementError(f"the tokenizer of {self.server.spec.model!r} is not on this machine")
         return texts_of_tokens(local, tokens, count)
+
+    def baseline_samples(self, name: str) -> list[float] | None:
+        """The per-request samples of the run that wrote this hardware's baselines, if stored."""
+        if self.samples is None:
+            return None
+        try:
+            return self.samples.load(self.server.spec.alias, self.profile).get(name)
+        except ValueError as exc:  # a broken file: name it, rather than judge without it
+            raise MeasurementError(str(exc)) from None
 
     def load(self, batches: list[list[str]], concurrency: int) -> LoadResult:
         result = run_load(self.url, self.model, batches, concurrency=concurrency, api_key=self.api_key,
@@ -96,20 +111,31 @@ def _check_tokens(result: LoadResult, tokens: int) -> None:
 
 def embed_latency(target: Target, *, batch_size: int = 1, tokens: int = 128, requests: int = 200,
                   warmup: int = 20, tolerance: str | None = None) -> list[Measurement]:
-    """Request latency, one request in flight: p50, p90, p99 (with 95% bootstrap intervals) and mean."""
+    """Request latency, one request in flight: p50, p90, p99 and mean, each with a 95% bootstrap interval.
+
+    When the baseline run's samples are stored, each figure's interval is that of the ratio of
+    this run to the baseline run, both resampled: the verdict then weighs both runs' noise.
+    """
     batches = _batches(target, batch_size, tokens, warmup + requests)
     target.load(batches[:warmup], concurrency=1)
     result = target.load(batches[warmup:], concurrency=1)
     _check_tokens(result, tokens)
+    name = timing_name("latency", batch_size, tokens)
+    target.timings.append(Timing(name, result.latencies, {"batch_size": batch_size, "tokens": tokens,
+                                                          "concurrency": 1}))
+    baseline = target.baseline_samples(name)
     summary = stats.latency_summary(result.latencies)
     ms = [s * 1000 for s in result.latencies]
     note = f"batch {batch_size}, {tokens} tokens, {result.requests} requests after {warmup} warm-up"
-    return [
-        Measurement("latency_p50_ms", summary["latency_p50_ms"], stats.percentile_interval(ms, 50), note),
-        Measurement("latency_p90_ms", summary["latency_p90_ms"], stats.percentile_interval(ms, 90), note),
-        Measurement("latency_p99_ms", summary["latency_p99_ms"], stats.percentile_interval(ms, 99), note),
-        Measurement("latency_mean_ms", summary["latency_mean_ms"], None, note),
-    ]
+
+    def figure(metric_name: str, statistic) -> Measurement:
+        ratio = stats.ratio_interval(result.latencies, baseline, statistic) if baseline else None
+        sampled = float(statistic(baseline)) * 1000 if baseline else None
+        return Measurement(metric_name, summary[metric_name], stats.interval(ms, statistic), note,
+                           ratio_interval=ratio, sampled_baseline=sampled)
+
+    return [figure(f"latency_p{q}_ms", stats.percentile(q)) for q in (50, 90, 99)] + [
+        figure("latency_mean_ms", np.mean)]
 
 
 SWEEP = (1, 2, 4, 8, 16, 32, 64)
@@ -130,6 +156,10 @@ def embed_throughput(target: Target, *, batch_size: int = 32, tokens: int = 128,
         result = target.load(batches[concurrency:], concurrency)
         _check_tokens(result, tokens)
         note = f"batch {batch_size}, {tokens} tokens, concurrency {concurrency}, {result.requests} requests"
+        target.timings.append(Timing(
+            timing_name("throughput", batch_size, tokens, concurrency), result.latencies,
+            {"batch_size": batch_size, "tokens": tokens, "concurrency": concurrency},
+            extra={"tokens_per_s": result.tokens_per_s, "requests_per_s": result.requests_per_s}))
         return [Measurement("throughput_tokens_per_s", result.tokens_per_s, None, note),
                 Measurement("throughput_requests_per_s", result.requests_per_s, None, note)]
     best, best_at, flat = 0.0, 0, 0

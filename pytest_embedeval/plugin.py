@@ -25,6 +25,7 @@ from .reference import ReferenceModel, ReferenceUnavailable, compare_with_refere
 from .registry import DEFAULT_ALIAS, ModelConfigError, Registry, UnknownModelError
 from .report import diff_table, verdict_table
 from .results import ModelRun, Run, model_facts
+from .timings import TimingStore
 from .verdicts import Outcome, Verdict
 
 API_KEY_ENV = "EMBEDEVAL_API_KEY"
@@ -45,6 +46,7 @@ class Settings:
     accept_regressions: bool
     report_path: Path | None
     benchmark_dir: Path | None
+    benchmark_json: Path | None
     chart_path: Path | None
     gpus: tuple[int, ...] | None
     host: str
@@ -86,6 +88,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add("--embed-report", default=None, metavar="PATH", help="write every measurement and verdict as JSON")
     add("--embed-benchmark-dir", default=None, metavar="DIR",
         help="write smaller-is-better.json and bigger-is-better.json for github-action-benchmark")
+    add("--embed-benchmark-json", default=None, metavar="PATH",
+        help="write every request's latency in pytest-benchmark's JSON format (pytest-benchmark compare reads it)")
     add("--embed-chart", default=None, metavar="PNG", help="write a chart of latency and throughput per model")
     add("--embed-gpus", default=None, metavar="LIST",
         help="GPUs to use, e.g. 0,1,2,3; with pytest-xdist each worker gets one GPU and its own server")
@@ -125,6 +129,7 @@ def _settings(config: pytest.Config) -> Settings:
         accept_regressions=option("embed_accept_regressions"),
         report_path=Path(report) if report else None,
         benchmark_dir=Path(benchmark_dir) if benchmark_dir else None,
+        benchmark_json=Path(option("embed_benchmark_json")) if option("embed_benchmark_json") else None,
         chart_path=Path(chart) if chart else None,
         gpus=_gpus(option("embed_gpus")),
         host=option("embed_host") or LOCALHOST,
@@ -292,7 +297,8 @@ def embed_metric(embed_run, request: pytest.FixtureRequest):
     baselines = config.stash[STORE].for_model(embed_run.model)
 
     def record(name: str, value: float, *, tolerance: str | float | None = None,
-               interval: tuple[float, float] | None = None, note: str | None = None, check: bool = True) -> Verdict:
+               interval: tuple[float, float] | None = None, note: str | None = None, check: bool = True,
+               ratio_interval: tuple[float, float] | None = None, sampled_baseline: float | None = None) -> Verdict:
         try:
             definition = metric(name)
             parsed = Tolerance.parse(tolerance) if tolerance is not None else None
@@ -301,7 +307,8 @@ def embed_metric(embed_run, request: pytest.FixtureRequest):
         except (KeyError, ValueError) as exc:
             pytest.fail(f"embed_metric({name!r}): {exc.args[0]}", pytrace=False)
         verdict = baselines.compare(name, float(value), embed_run.profile, tolerance=parsed, interval=interval,
-                                    test=request.node.nodeid, note=note)
+                                    test=request.node.nodeid, note=note, ratio_interval=ratio_interval,
+                                    sampled_baseline=sampled_baseline)
         embed_run.verdicts.append(verdict)
         request.node.user_properties.append((f"embedeval:{name}", verdict.measured))  # JUnit XML
         if check:
@@ -360,7 +367,8 @@ def pytest_runtest_call(item: pytest.Item):
         target = markers.Target(
             item.funcargs["embed_server"], item.funcargs["embed_client"].model, api_key=settings.api_key,
             progress=(lambda line: reporter.write_line(line)) if reporter else print,
-            vectors=VectorStore(item.config.stash[STORE].directory), profile=baseline_store.profile_name(embed_run.profile),
+            vectors=VectorStore(item.config.stash[STORE].directory), samples=TimingStore(item.config.stash[STORE].directory),
+            profile=baseline_store.profile_name(embed_run.profile),
             update=settings.update_baselines, timeout=settings.request_timeout,
         )
         arguments = dict(bound.arguments)
@@ -374,12 +382,17 @@ def pytest_runtest_call(item: pytest.Item):
         tolerance = arguments.get("tolerance")
         verdicts = [
             item.funcargs["embed_metric"](m.metric, m.value, tolerance=tolerance if tolerance is not None else m.tolerance,
-                                          interval=m.interval, note=m.note, check=False)
+                                          interval=m.interval, note=m.note, check=False, ratio_interval=m.ratio_interval,
+                                          sampled_baseline=m.sampled_baseline)
             for m in measurements
         ]
+        for timing in target.timings:
+            timing.test = item.nodeid
+        embed_run.timings.extend(target.timings)
         fail_on(verdicts, settings)  # every figure of the marker is recorded before any fails the test
         # Reached only when no figure regressed (or regressions are accepted): stored when the session ends.
         embed_run.pending_vectors.update(target.captured)
+        embed_run.pending_timings.extend(target.timings)
     return result
 
 
@@ -452,6 +465,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             for model, (texts, captured) in model_run.pending_vectors.items():
                 path = vectors.save(model, baseline_store.profile_name(model_run.profile), texts, captured)
                 model_run.stored_files.append(str(path))
+            if model_run.pending_timings:
+                path = TimingStore(config.stash[STORE].directory).save(
+                    model_run.model, baseline_store.profile_name(model_run.profile), model_run.pending_timings,
+                    _machine_info(model_run))
+                model_run.stored_files.append(str(path))
     if hasattr(config, "workerinput"):
         # An xdist worker hands its measurements to the controller, the one writer of the TOML files.
         config.workeroutput["embedeval_run"] = run.to_json()
@@ -477,12 +495,23 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         baseline_store.write_atomically(settings.report_path, run.to_json())
     if settings.benchmark_dir:
         outputs.write_benchmark_files(run, settings.benchmark_dir)
+    if settings.benchmark_json:
+        from .timings import document
+
+        timings = {model: model_run.timings for model, model_run in run.models.items() if model_run.timings}
+        machine = _machine_info(next(iter(run.models.values())))
+        baseline_store.write_atomically(settings.benchmark_json, json.dumps(document(timings, machine), indent=2))
     if os.environ.get("GITHUB_STEP_SUMMARY"):
         outputs.append_step_summary(run, Path(os.environ["GITHUB_STEP_SUMMARY"]), config.stash[UPDATES])
     if settings.chart_path:
         from .compare import chart
 
         chart(list(run.models.values()), settings.chart_path)
+
+
+def _machine_info(model_run: ModelRun) -> dict:
+    """What pytest-benchmark's machine info lacks: the baseline profile and the accelerator."""
+    return {"embedeval_profile": baseline_store.profile_name(model_run.profile), "embedeval_machine": model_run.machine}
 
 
 def pytest_testnodedown(node, error) -> None:
@@ -494,6 +523,7 @@ def pytest_testnodedown(node, error) -> None:
             if model in merged.models:
                 merged.models[model].verdicts.extend(model_run.verdicts)
                 merged.models[model].stored_files.extend(model_run.stored_files)
+                merged.models[model].timings.extend(model_run.timings)
             else:
                 merged.models[model] = model_run
 
@@ -528,6 +558,6 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         terminalreporter.section("embedeval: models side by side (article's figures in brackets)", sep="-")
         terminalreporter.line(comparison_table(list(run.models.values()), config.stash[STORE].models))
     settings = config.stash[SETTINGS]
-    for path in (settings.report_path, settings.chart_path):
+    for path in (settings.report_path, settings.chart_path, settings.benchmark_json):
         if path:
             terminalreporter.line(f"embedeval: written {path}")

@@ -1,11 +1,18 @@
 """Latency, throughput and memory markers, as users write them, against the real server."""
 
+import json
+from pathlib import Path
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pytest
 
 from pytest_embedeval import markers
 from pytest_embedeval.measure.load import LoadResult
-from pytest_embedeval.measure.stats import latency_summary, percentile_interval
+from pytest_embedeval.measure.memory import PeakSampler
+from pytest_embedeval.measure.stats import latency_summary, percentile, percentile_interval, ratio_interval
 
 # -- the pure parts ---------------------------------------------------------------------------------
 
@@ -19,6 +26,35 @@ def test_percentile_interval_brackets_the_estimate_and_narrows_with_samples():
     assert low_many <= np.median(many) <= high_many
     assert high_many - low_many < (high_few - low_few) / 3
     assert percentile_interval([5.0] * 10, 50) == (5.0, 5.0)
+
+
+def test_the_ratio_interval_weighs_both_runs_noise():
+    rng = np.random.default_rng(3)
+    baseline = rng.lognormal(np.log(0.036), 0.08, 200)
+    again = rng.lognormal(np.log(0.036), 0.08, 200)
+    median = percentile(50)
+    low, high = ratio_interval(again, baseline, median)
+    assert low < 1 < high  # the same server twice: no difference beyond noise
+    low, high = ratio_interval(again * 1.3, baseline, median)
+    assert 1.15 < low < 1.3 < high  # a 30% slowdown lies wholly beyond a 15% tolerance
+    alone = percentile_interval(again * 1000, 50)
+    assert high - low > (alone[1] - alone[0]) / np.percentile(again * 1000, 50)  # wider than one run's own
+
+
+def test_the_sampler_keeps_under_its_cpu_share_however_costly_a_sample():
+    def costly():  # 20 ms of CPU per sample, like a PSS reading of a big tree
+        started = time.thread_time()
+        while time.thread_time() - started < 0.02:
+            pass
+        return 1
+
+    with PeakSampler(costly, interval=0.01, max_cpu_share=0.05) as capped:
+        time.sleep(1.0)
+    with PeakSampler(costly, interval=0.01, max_cpu_share=1.0) as uncapped:
+        time.sleep(1.0)
+    assert capped.peak == uncapped.peak == 1
+    assert capped.samples <= 3  # 20 ms / 5% = one sample every 0.4 s
+    assert uncapped.samples >= 3 * capped.samples
 
 
 def test_latency_summary_is_in_milliseconds():
@@ -114,3 +150,70 @@ def test_a_slower_server_than_the_baseline_fails_with_the_interval(pytester, emb
         "95% CI*",
         "measured as  batch 1, 128 tokens, 40 requests after 5 warm-up",
     ])
+
+
+LATENCY_ONLY = "import pytest\n\n@pytest.mark.embed_latency(requests=40, warmup=5)\ndef test_latency():\n    pass\n"
+TIMINGS = "baselines/timings/minilm/{profile}.json"
+
+
+def _profile(pytester) -> str:
+    return next(pytester.path.glob("baselines/timings/minilm/*.json")).stem
+
+
+def pytest_benchmark_compare(*paths) -> subprocess.CompletedProcess:
+    command = Path(sys.executable).parent / "pytest-benchmark"  # its console script, as users run it
+    return subprocess.run([str(command), "compare", *map(str, paths)],
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.server
+def test_timings_are_stored_and_written_in_pytest_benchmark_format(pytester, embed_server):
+    pytester.makepyfile(LATENCY_ONLY)
+    args = (f"--embed-url={embed_server.url}", "--embed-model=minilm")
+    pytester.runpytest(*args, "--embed-update-baselines").assert_outcomes(passed=1)
+    stored = pytester.path / TIMINGS.format(profile=_profile(pytester))
+    entry = json.loads(stored.read_text())["benchmarks"][0]
+    assert entry["name"] == "latency batch 1 x 128 tokens"
+    assert len(entry["stats"]["data"]) == 40 and entry["stats"]["rounds"] == 40
+
+    result = pytester.runpytest(*args, "--embed-benchmark-json=run.json", "--embed-report=report.json")
+    result.assert_outcomes(passed=1)
+    verdicts = json.loads((pytester.path / "report.json").read_text())["models"][0]["verdicts"]
+    p50 = next(v for v in verdicts if v["metric"] == "latency_p50_ms")
+    assert p50["outcome"] != "regressed" and "both runs' samples resampled" in p50["note"]
+    # pytest-benchmark's own tool reads both files: the baseline run and this one, side by side.
+    compared = pytest_benchmark_compare(stored, pytester.path / "run.json")
+    assert compared.returncode == 0, compared.stderr
+    assert compared.stdout.count("latency batch 1 x 128 tokens") == 2
+
+
+@pytest.mark.server
+def test_a_baseline_run_that_was_faster_fails_on_both_runs_samples(pytester, embed_server):
+    pytester.makepyfile(LATENCY_ONLY)
+    args = (f"--embed-url={embed_server.url}", "--embed-model=minilm")
+    pytester.runpytest(*args, "--embed-update-baselines").assert_outcomes(passed=1)
+    # As if the baseline run had been 3x faster: its samples and its figures together.
+    stored = pytester.path / TIMINGS.format(profile=_profile(pytester))
+    data = json.loads(stored.read_text())
+    faster = [s / 3 for s in data["benchmarks"][0]["stats"]["data"]]
+    data["benchmarks"][0]["stats"]["data"] = faster
+    stored.write_text(json.dumps(data))
+    path = pytester.path / "baselines" / "minilm.toml"
+    text = path.read_text()
+    line = next(line for line in text.splitlines() if line.startswith("latency_p50_ms = "))
+    path.write_text(text.replace(line, f"latency_p50_ms = {np.percentile(faster, 50) * 1000:.6f}"))
+    result = pytester.runpytest(*args)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["latency_p50_ms regressed: measured *", "*both runs' samples resampled*"])
+
+
+@pytest.mark.server
+def test_a_broken_timings_file_is_named(pytester, embed_server):
+    pytester.makepyfile(LATENCY_ONLY)
+    args = (f"--embed-url={embed_server.url}", "--embed-model=minilm")
+    pytester.runpytest(*args, "--embed-update-baselines").assert_outcomes(passed=1)
+    stored = pytester.path / TIMINGS.format(profile=_profile(pytester))
+    stored.write_text('{"benchmarks": [{"name": "latency batch 1 x 128 tokens"}]}')
+    result = pytester.runpytest(*args)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"*no measurement: {stored}: benchmarks[].stats.data: not a pytest-benchmark*"])
