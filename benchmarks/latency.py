@@ -117,7 +117,7 @@ class MeteredTarget(markers.Target):
         return result
 
 
-def reference_client(url: str, model: str, texts: list[str]) -> tuple[list[float], float]:
+def reference_client(url: str, model: str, texts: list[str], encoding: str = "float") -> tuple[list[float], float]:
     """The leanest client the standard library has: one keep-alive http.client connection, one request at a
     time, the response read and parsed. (latencies in s, client CPU seconds per request)"""
     host, port = url.split("//", 1)[1].rsplit(":", 1)
@@ -126,7 +126,7 @@ def reference_client(url: str, model: str, texts: list[str]) -> tuple[list[float
     cpu = time.process_time()
     try:
         for text in texts:
-            body = json.dumps({"model": model, "input": [text]})
+            body = json.dumps({"model": model, "input": [text], "encoding_format": encoding})
             started = time.perf_counter()
             connection.request("POST", "/v1/embeddings", body, {"Content-Type": "application/json"})
             response = connection.getresponse()
@@ -137,6 +137,20 @@ def reference_client(url: str, model: str, texts: list[str]) -> tuple[list[float
     finally:
         connection.close()
     return latencies, (time.process_time() - cpu) / max(len(latencies), 1)
+
+
+def http_floor(url: str, count: int = 200) -> float:
+    """p50 of GET /ping over one keep-alive connection: SGLang's HTTP stack with no model work at all."""
+    host, port = url.split("//", 1)[1].rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    latencies = []
+    for _ in range(count):
+        started = time.perf_counter()
+        connection.request("GET", "/ping")
+        connection.getresponse().read()
+        latencies.append(time.perf_counter() - started)
+    connection.close()
+    return statistics.median(latencies)
 
 
 def histogram_p50(before, after) -> float:
@@ -175,6 +189,12 @@ def main() -> None:
             latencies, cpu_per_request = reference_client(server.url, spec.alias, texts)
             after = read_histogram(server.url)
             reference = (statistics.median(latencies), histogram_p50(before, after), cpu_per_request)
+            # The same lean client asking for base64 vectors (the openai SDK's default): what float JSON costs.
+            before = read_histogram(server.url)
+            latencies, _ = reference_client(server.url, spec.alias, texts, encoding="base64")
+            after = read_histogram(server.url)
+            base64_gap = statistics.median(latencies) - histogram_p50(before, after)
+            floor = http_floor(server.url)
     finally:
         server.stop()
 
@@ -244,6 +264,10 @@ def main() -> None:
             print(f"  -> the part of the gap outside SGLang's e2e window that any HTTP client sees: "
                   f"~{(client_p50 - server_ref) * 1000:.1f} ms; the plugin's own client adds "
                   f"~{(difference - (client_p50 - server_ref)) * 1000:+.1f} ms on top")
+            print(f"  where the lean client's gap goes: GET /ping round trip (SGLang's HTTP stack, no model work) "
+                  f"p50 {floor * 1000:.2f} ms; the same requests with encoding_format=base64 leave a gap of "
+                  f"{base64_gap * 1000:+.2f} ms, so float JSON vectors cost ~{(client_p50 - server_ref - base64_gap) * 1000:.1f} ms "
+                  "(built and serialised after SGLang's timer stops)")
 
 
 if __name__ == "__main__":

@@ -1,29 +1,31 @@
 """Noise and sensitivity of the latency verdict: false regressions on clean runs, detection of a planted 30%.
 
-One minilm server on the CPU. A reference run of `markers.embed_latency` (batch 1, 128 tokens, the marker's
-defaults: 20 warm-up + 200 measured requests) gives the baseline p50. Then:
+One minilm server on the CPU, reached through a delaying reverse proxy (an aiohttp server in its own process
+on a new 127.0.0.1 port, one pooled aiohttp client to the server, hop-by-hop headers dropped, status, body and
+content type passed back). Every run goes through the proxy, so the planted delay is the only difference
+between clean and slowed runs; one direct run shows what the proxy itself costs.
 
-  clean:   --clean back-to-back runs against the server; each p50 is judged with the plugin's own
-           `verdicts.compare(metric("latency_p50_ms"), p50, baseline, interval=ci)` (tolerance 15%, the
-           metric's default; a regression only when the whole 95% CI lies above baseline + 15%).
-           Goal: 0 false regressions.
-  control: --control runs through the proxy below with no delay: what the proxy itself costs.
-  slow:    --slow runs through a delaying reverse proxy that waits 0.3 x the baseline p50 before forwarding
-           each request (a 30% slowdown of the median). Goal: every one flagged REGRESSED.
+A reference run of `markers.embed_latency` (batch 1, 128 tokens, the marker's defaults: 20 warm-up + 200
+measured requests) is written as the baseline, exactly as `--embed-update-baselines` writes it: its four figures
+(p50, p90, p99, mean) into a scratch baselines directory's TOML, every request's latency into its timings
+file. Every later run is judged as the plugin judges it: `ModelBaselines.compare` with the run's ratio
+interval against the stored samples (both runs resampled; the metrics' default tolerances; a regression only
+when the whole 95% interval lies beyond the tolerance). A run fails, as its test would, when any figure regressed.
 
-The proxy is an honest HTTP reverse proxy (aiohttp server on a new 127.0.0.1 port, one pooled aiohttp client to
-the server, hop-by-hop headers dropped, status/body/content type passed back) in its own thread and loop.
+  clean: --clean back-to-back runs, no delay. Goal: 0 false regressions.
+  slow:  --slow runs with the proxy waiting --slowdown (0.3) x the baseline p50 before forwarding each request
+         (a 30% slowdown of the median). Goal: every one flagged (its p50 REGRESSED).
 
-    python benchmarks/noise.py [--clean 10] [--slow 5] [--control 1] [--slowdown 0.3] [--requests 200]
+    python benchmarks/noise.py [--clean 10] [--slow 5] [--slowdown 0.3] [--requests 200]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,11 +33,13 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from pytest_embedeval import markers
+from pytest_embedeval import baselines, markers
 from pytest_embedeval.engines.sglang import SGLangServer, free_port
+from pytest_embedeval.hardware import HardwareProfile
 from pytest_embedeval.metrics import metric
 from pytest_embedeval.registry import ModelSpec, Registry
-from pytest_embedeval.verdicts import Outcome, compare
+from pytest_embedeval.timings import TimingStore
+from pytest_embedeval.verdicts import Outcome
 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
               "transfer-encoding", "upgrade", "host", "content-length"}
@@ -49,70 +53,82 @@ class ProxiedServer:
     spec: ModelSpec
 
 
-class DelayingProxy:
-    """Reverse proxy 127.0.0.1:<port> -> upstream; sleeps `delay` seconds per request before forwarding."""
+async def _proxy(upstream: str, port: int, delay, ready) -> None:
+    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300), connector=aiohttp.TCPConnector(limit=64))
 
-    def __init__(self, upstream: str, delay: float = 0.0):
-        self.upstream, self.delay = upstream.rstrip("/"), delay
+    async def handle(request: web.Request) -> web.Response:
+        body = await request.read()
+        if delay.value:
+            await asyncio.sleep(delay.value)
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        async with session.request(request.method, upstream + str(request.rel_url), data=body,
+                                   headers=headers) as response:
+            data = await response.read()
+            passed = {k: v for k, v in response.headers.items()
+                      if k.lower() not in HOP_BY_HOP and k.lower() != "content-encoding"}
+            return web.Response(status=response.status, body=data, headers=passed)
+
+    app = web.Application(client_max_size=64 * 1024 ** 2)
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    ready.set()
+    await asyncio.Event().wait()  # until terminated
+
+
+def _serve_proxy(upstream: str, port: int, delay, ready) -> None:
+    asyncio.run(_proxy(upstream, port, delay, ready))
+
+
+class DelayingProxy:
+    """Reverse proxy 127.0.0.1:<port> -> upstream, waiting ``delay`` seconds per request before forwarding.
+
+    In its own process, so that it never competes with the load generator for this process's GIL.
+    """
+
+    def __init__(self, upstream: str):
+        context = multiprocessing.get_context("spawn")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="delaying-proxy", daemon=True)
+        self._delay, self._ready = context.Value("d", 0.0), context.Event()
+        self._process = context.Process(target=_serve_proxy, name="delaying-proxy", daemon=True,
+                                        args=(upstream.rstrip("/"), self.port, self._delay, self._ready))
 
-    async def _handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
-        async with self._session.request(request.method, self.upstream + str(request.rel_url), data=body,
-                                         headers=headers) as upstream:
-            data = await upstream.read()
-            passed = {k: v for k, v in upstream.headers.items()
-                      if k.lower() not in HOP_BY_HOP and k.lower() != "content-encoding"}
-            return web.Response(status=upstream.status, body=data, headers=passed)
+    @property
+    def delay(self) -> float:
+        return self._delay.value
 
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-
-        async def setup():
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300),
-                                                  connector=aiohttp.TCPConnector(limit=64))
-            app = web.Application(client_max_size=64 * 1024 ** 2)
-            app.router.add_route("*", "/{tail:.*}", self._handle)
-            self._runner = web.AppRunner(app, access_log=None)
-            await self._runner.setup()
-            await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-        self._loop.run_until_complete(setup())
-        self._ready.set()
-        self._loop.run_forever()
+    @delay.setter
+    def delay(self, seconds: float) -> None:
+        self._delay.value = seconds
 
     def __enter__(self) -> "DelayingProxy":
-        self._thread.start()
-        self._ready.wait(30)
+        self._process.start()
+        if not self._ready.wait(60):
+            raise SystemExit("the delaying proxy did not start")
         return self
 
     def __exit__(self, *exc) -> None:
-        async def teardown():
-            await self._runner.cleanup()
-            await self._session.close()
-
-        asyncio.run_coroutine_threadsafe(teardown(), self._loop).result(30)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(30)
+        self._process.terminate()
+        self._process.join(30)
 
 
-def measure(target: markers.Target, requests: int) -> tuple[float, tuple[float, float]]:
-    found = {m.metric: m for m in markers.embed_latency(target, batch_size=1, tokens=128, requests=requests)}
-    return found["latency_p50_ms"].value, found["latency_p50_ms"].interval
+HERE = HardwareProfile("cpu-noise", "sglang", "float32")
+
+
+FIGURES = ("latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_mean_ms")
+
+
+def measure(target: markers.Target, requests: int) -> dict[str, markers.Measurement]:
+    target.timings.clear()
+    return {m.metric: m for m in markers.embed_latency(target, batch_size=1, tokens=128, requests=requests)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clean", type=int, default=10)
     parser.add_argument("--slow", type=int, default=5)
-    parser.add_argument("--control", type=int, default=1, help="runs through the proxy with no delay")
     parser.add_argument("--slowdown", type=float, default=0.3, help="planted delay, as a fraction of the baseline p50")
     parser.add_argument("--requests", type=int, default=200, help="measured requests per run (marker default 200)")
     args = parser.parse_args()
@@ -120,59 +136,68 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="embedeval-noise-"))
     spec = Registry().resolve("minilm")
     server = SGLangServer(spec, device="cpu", log_path=workdir / "server.log")
-    p50_metric = metric("latency_p50_ms")
+    store = workdir / "baselines"
+    samples, profile = TimingStore(store), baselines.profile_name(HERE)
     rows = []
     server.start()
     try:
         print(f"server {server.url} booted in {server.boot_seconds:.1f} s; log {server.log_path}", flush=True)
-        direct = markers.Target(server, spec.alias)
-        started = time.monotonic()
-        baseline, baseline_ci = measure(direct, args.requests)
-        print(f"reference run: p50 {baseline:.2f} ms (95% CI {baseline_ci[0]:.2f}..{baseline_ci[1]:.2f}, "
-              f"load {os.getloadavg()[0]:.2f}) "
-              f"-> baseline; tolerance {p50_metric.tolerance} ({time.monotonic() - started:.0f} s per run)", flush=True)
+        with DelayingProxy(server.url) as proxy:
+            proxied = markers.Target(ProxiedServer(proxy.url, spec), spec.alias, samples=samples, profile=profile)
+            direct = measure(markers.Target(server, spec.alias), args.requests)["latency_p50_ms"].value
+            started = time.monotonic()
+            reference = measure(proxied, args.requests)
+            baselines.update(store, spec.alias, HERE, {name: m.value for name, m in reference.items()},
+                             machine="noise.py", software="noise.py")
+            samples.save(spec.alias, profile, proxied.timings)
+            stored = baselines.BaselineStore(store).for_model(spec.alias)
+            baseline = stored.find("latency_p50_ms", HERE)[1].value
+            print(f"direct run (no proxy): p50 {direct:.2f} ms; reference run through the proxy: p50 {baseline:.2f} ms "
+                  f"(load {os.getloadavg()[0]:.2f}) -> baseline and samples in {store} "
+                  f"({time.monotonic() - started:.0f} s per run)", flush=True)
 
-        def judge(kind: str, index: int, p50: float, ci) -> None:
-            verdict = compare(p50_metric, p50, baseline, interval=ci, model=spec.alias)
-            load = os.getloadavg()[0]
-            rows.append((kind, index, p50, ci, verdict.outcome, load))
-            print(f"{kind:8} {index:3d}  p50 {p50:8.2f} ms  CI {ci[0]:8.2f}..{ci[1]:8.2f}  "
-                  f"{(p50 / baseline - 1) * 100:+6.1f}%  {verdict.outcome.value}  (load {load:.2f})", flush=True)
+            def judge(kind: str, index: int) -> None:
+                found = measure(proxied, args.requests)
+                verdicts = {name: stored.compare(name, m.value, HERE, interval=m.interval,
+                                                 ratio_interval=m.ratio_interval, sampled_baseline=m.sampled_baseline)
+                            for name, m in found.items()}
+                p50 = verdicts["latency_p50_ms"]
+                failed = [n for n, v in verdicts.items() if v.outcome is Outcome.REGRESSED]
+                rows.append((kind, index, p50, failed, os.getloadavg()[0]))
+                print(f"{kind:6} {index:3d}  p50 {p50.measured:8.2f} ms  interval {p50.interval[0]:.2f}..{p50.interval[1]:.2f}"
+                      f"  {p50.delta_text()}  p50 {p50.outcome.value}; regressed: {', '.join(failed) or '-'}", flush=True)
 
-        for i in range(args.clean):
-            judge("clean", i + 1, *measure(direct, args.requests))
-        delay = args.slowdown * baseline / 1000
-        with DelayingProxy(server.url, delay=0.0) as proxy:
-            proxied = markers.Target(ProxiedServer(proxy.url, spec), spec.alias)
-            for i in range(args.control):
-                judge("control", i + 1, *measure(proxied, args.requests))
-            proxy.delay = delay
-            print(f"proxy {proxy.url} -> {server.url} now delays each request {delay * 1000:.2f} ms "
-                  f"({args.slowdown:.0%} of the baseline p50)", flush=True)
+            for i in range(args.clean):
+                judge("clean", i + 1)
+            proxy.delay = args.slowdown * baseline / 1000
+            print(f"the proxy now waits {proxy.delay * 1000:.2f} ms per request ({args.slowdown:.0%} of the baseline p50)",
+                  flush=True)
             for i in range(args.slow):
-                judge("slow", i + 1, *measure(proxied, args.requests))
+                judge("slow", i + 1)
     finally:
         server.stop()
 
+    print()
+    print(f"minilm on CPU, embed_latency batch 1 x 128 tokens, {args.requests} requests per run, all through the proxy; "
+          f"baseline p50 {baseline:.2f} ms from a reference run; judged as the plugin judges (tolerances: "
+          + ", ".join(f"{name} {metric(name).tolerance}" for name in FIGURES)
+          + "; 95% bootstrap interval of this run against the reference run's samples)")
+    print(f"{'run':10}{'p50 ms':>9}{'95% interval ms':>20}{'vs baseline':>13}  {'p50 verdict':12}  regressed figures"
+          "                      load")
+    for kind, index, p50, failed, load in rows:
+        print(f"{kind + ' ' + str(index):10}{p50.measured:9.2f}{f'{p50.interval[0]:.2f}..{p50.interval[1]:.2f}':>20}"
+              f"{p50.delta_text():>13}  {p50.outcome.value:12}  {', '.join(failed) or '-':38} {load:.2f}")
     clean = [r for r in rows if r[0] == "clean"]
     slow = [r for r in rows if r[0] == "slow"]
-    false_regressions = sum(r[4] is Outcome.REGRESSED for r in clean)
-    flagged = sum(r[4] is Outcome.REGRESSED for r in slow)
-    print()
-    print(f"minilm on CPU, embed_latency batch 1 x 128 tokens, {args.requests} requests per run; baseline p50 "
-          f"{baseline:.2f} ms from a reference run; verdicts.compare with tolerance {p50_metric.tolerance} and "
-          "the run's 95% bootstrap CI")
-    print(f"{'run':12}{'p50 ms':>10}{'95% CI ms':>22}{'vs baseline':>13}  {'verdict':10}  load (1 min, 2 cores)")
-    for kind, index, p50, ci, outcome, load in rows:
-        print(f"{kind + ' ' + str(index):12}{p50:10.2f}{f'{ci[0]:.2f}..{ci[1]:.2f}':>22}"
-              f"{(p50 / baseline - 1) * 100:+12.1f}%  {outcome.value:10}  {load:.2f}")
-    spread = [r[2] for r in clean]
-    if spread:
-        print(f"clean runs: p50 from {min(spread):.2f} to {max(spread):.2f} ms "
-              f"({(min(spread) / baseline - 1) * 100:+.1f}% .. {(max(spread) / baseline - 1) * 100:+.1f}% of baseline)")
-    print(f"false regressions on clean runs: {false_regressions}/{len(clean)} "
-          f"(goal 0: {'met' if false_regressions == 0 else 'NOT met'})")
-    print(f"planted {args.slowdown:.0%} slowdown flagged REGRESSED: {flagged}/{len(slow)} "
+    values = [r[2].measured for r in clean]
+    if values:
+        print(f"clean runs: p50 from {min(values):.2f} to {max(values):.2f} ms "
+              f"({(min(values) / baseline - 1) * 100:+.1f}% .. {(max(values) / baseline - 1) * 100:+.1f}% of baseline)")
+    false_alarms = sum(bool(r[3]) for r in clean)
+    flagged = sum(r[2].outcome is Outcome.REGRESSED for r in slow)
+    print(f"clean runs whose test would fail (any figure regressed): {false_alarms}/{len(clean)} "
+          f"(goal 0: {'met' if false_alarms == 0 else 'NOT met'})")
+    print(f"planted {args.slowdown:.0%} slowdown flagged (p50 REGRESSED): {flagged}/{len(slow)} "
           f"(goal {len(slow)}/{len(slow)}: {'met' if flagged == len(slow) else 'NOT met'})")
 
 
