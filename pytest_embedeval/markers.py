@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
@@ -280,6 +280,27 @@ def embed_drift(target: Target, *, tolerance: float | None = None) -> list[Measu
 
 
 MARKERS = {f.__name__: f for f in (embed_latency, embed_throughput, embed_memory, embed_accuracy, embed_drift)}
+# Timed figures move with the machine's moment: a regression there is measured a second time before it counts.
+CONFIRMED = ("embed_latency", "embed_throughput")
+
+
+def measure(name: str, target: Target, arguments: dict, judge: Callable[[list[Measurement]], list[str]]):
+    """Run marker ``name``; ``judge`` names the metrics that regressed against the baselines.
+
+    One window of a shared runner can be slow for reasons that are not the server's. For the timed
+    markers a regression counts only when a second, independent window shows it too: a noisy minute
+    then fails a test only if it happens twice in a row, a slower server fails it every time.
+    """
+    measurements = MARKERS[name](target, **arguments)
+    regressed = judge(measurements) if name in CONFIRMED else []
+    if not regressed:
+        return measurements
+    target.progress(f"@pytest.mark.{name}: {', '.join(regressed)} regressed; measuring again to tell a "
+                    "slower server from a noisy minute")
+    first = {m.metric: m.value for m in measurements}
+    target.timings.clear()  # only the deciding run's samples are kept
+    return [replace(m, note=f"{m.note}; second run, the first regressed ({first[m.metric]:.4g})")
+            if m.metric in regressed else m for m in MARKERS[name](target, **arguments)]
 
 
 def bind(name: str, args: tuple, kwargs: dict) -> inspect.BoundArguments:

@@ -373,13 +373,14 @@ def pytest_runtest_call(item: pytest.Item):
         )
         arguments = dict(bound.arguments)
         arguments.pop("target")
+        tolerance = arguments.get("tolerance")
         try:
-            measurements = markers.MARKERS[mark.name](target, **arguments)
+            measurements = markers.measure(mark.name, target, arguments,
+                                           judge=lambda found: _regressed(item, embed_run, found, tolerance))
         except markers.NotMeasurable as exc:
             pytest.skip(str(exc))
         except markers.MeasurementError as exc:
             pytest.fail(f"@pytest.mark.{mark.name}: no measurement: {exc}", pytrace=False)
-        tolerance = arguments.get("tolerance")
         verdicts = [
             item.funcargs["embed_metric"](m.metric, m.value, tolerance=tolerance if tolerance is not None else m.tolerance,
                                           interval=m.interval, note=m.note, check=False, ratio_interval=m.ratio_interval,
@@ -394,6 +395,24 @@ def pytest_runtest_call(item: pytest.Item):
         embed_run.pending_vectors.update(target.captured)
         embed_run.pending_timings.extend(target.timings)
     return result
+
+
+def _regressed(item: pytest.Item, embed_run: ModelRun, measurements, tolerance) -> list[str]:
+    """The metrics these measurements would fail on, judged exactly as embed_metric judges, recording nothing."""
+    baselines = item.config.stash[STORE].for_model(embed_run.model)
+    names = []
+    for m in measurements:
+        chosen = tolerance if tolerance is not None else m.tolerance
+        try:
+            verdict = baselines.compare(m.metric, m.value, embed_run.profile,
+                                        tolerance=Tolerance.parse(chosen) if chosen is not None else None,
+                                        interval=m.interval, ratio_interval=m.ratio_interval,
+                                        sampled_baseline=m.sampled_baseline)
+        except (KeyError, ValueError):
+            continue  # embed_metric reports the mistake itself
+        if verdict.outcome is Outcome.REGRESSED:
+            names.append(m.metric)
+    return names
 
 
 # -- built-in checks ---------------------------------------------------------------------------------

@@ -41,6 +41,37 @@ def test_the_ratio_interval_weighs_both_runs_noise():
     assert high - low > (alone[1] - alone[0]) / np.percentile(again * 1000, 50)  # wider than one run's own
 
 
+@pytest.mark.parametrize("windows, decided, runs", [
+    ([50.0, 40.0], 40.0, 2),   # a noisy first window: the second decides, and passes
+    ([50.0, 51.0], 51.0, 2),   # a slower server: regressed twice, the second is reported
+    ([40.0, 99.0], 40.0, 1),   # no regression: measured once
+])
+def test_a_timed_regression_counts_only_when_a_second_window_shows_it(monkeypatch, windows, decided, runs):
+    seen, lines = iter(windows), []
+
+    def fake_latency(target, **arguments):  # stands in for the real marker: the policy is what is tested
+        target.timings.append(len(lines))
+        return [markers.Measurement("latency_p50_ms", next(seen), note="batch 1")]
+
+    monkeypatch.setitem(markers.MARKERS, "embed_latency", fake_latency)
+    target = markers.Target(server=None, model="m", progress=lines.append)
+    judge = lambda found: [m.metric for m in found if m.value > 45.0]  # noqa: E731
+    (found,) = markers.measure("embed_latency", target, {}, judge)
+    assert found.value == decided and len(lines) == runs - 1
+    assert len(target.timings) == 1  # only the deciding window's samples are kept
+    if runs == 2:
+        assert lines[0].startswith("@pytest.mark.embed_latency: latency_p50_ms regressed; measuring again")
+        assert found.note == "batch 1; second run, the first regressed (50)"
+
+
+def test_untimed_markers_are_measured_once(monkeypatch):
+    calls = []
+    monkeypatch.setitem(markers.MARKERS, "embed_drift", lambda target: calls.append(1) or
+                        [markers.Measurement("drift_min_cosine", 0.5)])
+    markers.measure("embed_drift", markers.Target(server=None, model="m"), {}, lambda found: ["drift_min_cosine"])
+    assert calls == [1]  # a wrong vector is wrong every time: no second look
+
+
 def test_the_sampler_keeps_under_its_cpu_share_however_costly_a_sample():
     def costly():  # 20 ms of CPU per sample, like a PSS reading of a big tree
         started = time.thread_time()
@@ -146,9 +177,10 @@ def test_a_slower_server_than_the_baseline_fails_with_the_interval(pytester, emb
     result = pytester.runpytest(*args)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
+        "@pytest.mark.embed_latency: latency_p50_ms* regressed; measuring again to tell a slower server*",
         "latency_p50_ms regressed: measured *ms, 95% CI *ms..*ms, baseline *ms (+*%, tolerance 15%; profile 'cpu-*",
         "95% CI*",
-        "measured as  batch 1, 128 tokens, 40 requests after 5 warm-up",
+        "measured as  batch 1, 128 tokens, 40 requests after 5 warm-up; second run, the first regressed (*)",
     ])
 
 
