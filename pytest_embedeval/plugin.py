@@ -565,7 +565,7 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         terminalreporter.section(f"embedeval: baseline update for {model} ({path})", sep="-")
         terminalreporter.line(diff_table(changes))
         for stored in config.stash[RUN].models[model].stored_files:
-            terminalreporter.line(f"probe vectors written: {stored}")
+            terminalreporter.line(f"written with the baselines: {stored}")
         refused = [c.metric for c in changes if not c.written]
         if refused:
             terminalreporter.line(
