@@ -164,7 +164,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=120, help="measured requests per run")
     parser.add_argument("--rounds", type=int, default=4, help="pairs of runs, order alternating")
     parser.add_argument("--concurrency", type=int, help="skip the sweep and use this concurrency")
-    parser.add_argument("--sweep-requests", type=int, default=32, help="requests per sweep level")
+    parser.add_argument("--sweep-requests", type=int, default=32, help="requests of the sweep's final run")
     parser.add_argument("--short-rounds", type=int, default=10,
                         help="pairs of short in-process runs (ours, bench_serving's request function)")
     parser.add_argument("--short-requests", type=int, default=40, help="requests per short run")
@@ -187,7 +187,7 @@ def main() -> None:
             sweep = markers.embed_throughput(target, batch_size=1, tokens=args.tokens, sweep=True,
                                              requests=args.sweep_requests)[0]
             concurrency = int(re.search(r"concurrency (\d+)", sweep.note).group(1))
-            print(f"plugin sweep (batch 1, {args.tokens} tokens, {args.sweep_requests} requests per level): "
+            print(f"plugin sweep (batch 1, {args.tokens} tokens, then {args.sweep_requests} requests at the chosen concurrency): "
                   f"max {sweep.value:.0f} tokens/s, {sweep.note} ({time.monotonic() - started:.0f} s)", flush=True)
         print(f"comparing at concurrency {concurrency}, batch 1, {args.tokens} tokens, {args.requests} requests "
               f"per run, bench_serving dataset {args.bench_dataset!r}", flush=True)
