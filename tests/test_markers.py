@@ -185,11 +185,15 @@ def test_a_slower_server_than_the_baseline_fails_with_the_interval(pytester, emb
 
 
 LATENCY_ONLY = "import pytest\n\n@pytest.mark.embed_latency(requests=40, warmup=5)\ndef test_latency():\n    pass\n"
-TIMINGS = "baselines/timings/minilm/{profile}.json"
 
 
-def _profile(pytester) -> str:
-    return next(pytester.path.glob("baselines/timings/minilm/*.json")).stem
+@pytest.fixture
+def recorded(pytester, embed_server):
+    """A project with one latency test whose baselines (and samples) were just written: (args, timings file)."""
+    pytester.makepyfile(LATENCY_ONLY)
+    args = (f"--embed-url={embed_server.url}", "--embed-model=minilm")
+    pytester.runpytest(*args, "--embed-update-baselines").assert_outcomes(passed=1)
+    return args, next(pytester.path.glob("baselines/timings/minilm/*.json"))
 
 
 def pytest_benchmark_compare(*paths) -> subprocess.CompletedProcess:
@@ -199,11 +203,8 @@ def pytest_benchmark_compare(*paths) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.server
-def test_timings_are_stored_and_written_in_pytest_benchmark_format(pytester, embed_server):
-    pytester.makepyfile(LATENCY_ONLY)
-    args = (f"--embed-url={embed_server.url}", "--embed-model=minilm")
-    pytester.runpytest(*args, "--embed-update-baselines").assert_outcomes(passed=1)
-    stored = pytester.path / TIMINGS.format(profile=_profile(pytester))
+def test_timings_are_stored_and_written_in_pytest_benchmark_format(pytester, recorded):
+    args, stored = recorded
     entry = json.loads(stored.read_text())["benchmarks"][0]
     assert entry["name"] == "latency batch 1 x 128 tokens"
     assert len(entry["stats"]["data"]) == 40 and entry["stats"]["rounds"] == 40
@@ -220,12 +221,9 @@ def test_timings_are_stored_and_written_in_pytest_benchmark_format(pytester, emb
 
 
 @pytest.mark.server
-def test_a_baseline_run_that_was_faster_fails_on_both_runs_samples(pytester, embed_server):
-    pytester.makepyfile(LATENCY_ONLY)
-    args = (f"--embed-url={embed_server.url}", "--embed-model=minilm")
-    pytester.runpytest(*args, "--embed-update-baselines").assert_outcomes(passed=1)
+def test_a_baseline_run_that_was_faster_fails_on_both_runs_samples(pytester, recorded):
+    args, stored = recorded
     # As if the baseline run had been 3x faster: its samples and its figures together.
-    stored = pytester.path / TIMINGS.format(profile=_profile(pytester))
     data = json.loads(stored.read_text())
     faster = [s / 3 for s in data["benchmarks"][0]["stats"]["data"]]
     data["benchmarks"][0]["stats"]["data"] = faster
@@ -240,11 +238,8 @@ def test_a_baseline_run_that_was_faster_fails_on_both_runs_samples(pytester, emb
 
 
 @pytest.mark.server
-def test_a_broken_timings_file_is_named(pytester, embed_server):
-    pytester.makepyfile(LATENCY_ONLY)
-    args = (f"--embed-url={embed_server.url}", "--embed-model=minilm")
-    pytester.runpytest(*args, "--embed-update-baselines").assert_outcomes(passed=1)
-    stored = pytester.path / TIMINGS.format(profile=_profile(pytester))
+def test_a_broken_timings_file_is_named(pytester, recorded):
+    args, stored = recorded
     stored.write_text('{"benchmarks": [{"name": "latency batch 1 x 128 tokens"}]}')
     result = pytester.runpytest(*args)
     result.assert_outcomes(failed=1)
