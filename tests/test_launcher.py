@@ -1,6 +1,7 @@
 """The launcher as a library: argv checked by SGLang's own parser, boot failures, teardown."""
 
 import argparse
+import stat
 import sys
 import textwrap
 import time
@@ -8,7 +9,7 @@ import time
 import psutil
 import pytest
 
-from pytest_embedeval.engines.sglang import LOCALHOST, ServerError, SGLangServer, build_argv, redact
+from pytest_embedeval.engines.sglang import LOCALHOST, ServerError, SGLangServer, build_argv, mask_file, redact
 from pytest_embedeval.registry import Registry
 
 
@@ -55,10 +56,89 @@ def test_trust_remote_code_only_where_the_model_needs_it(sglang_parser):
     assert args.trust_remote_code
 
 
-def test_api_key_reaches_sglang_but_never_the_shown_argv(sglang_parser):
-    argv = build_argv(Registry().resolve("bge-large-zh"), device="cuda", port=1, api_key="sk-secret-123")
-    assert parse(sglang_parser, argv).api_key == "sk-secret-123"
-    assert "sk-secret-123" not in " ".join(redact(argv, "sk-secret-123"))
+def test_api_key_reaches_sglang_through_a_private_file_never_the_argv_or_environment(tmp_path, monkeypatch):
+    from sglang.srt.server_args import prepare_server_args
+
+    monkeypatch.setenv("EMBEDEVAL_API_KEY", "sk-secret-123")
+    server = SGLangServer(Registry().resolve("bge-large-zh"), device="cuda", port=1, api_key="sk-secret-123",
+                          log_path=tmp_path / "sglang-bge.log")
+    server.write_config()
+    argv = server.argv
+    assert "sk-secret-123" not in " ".join(argv)
+    assert "sk-secret-123" not in " ".join(f"{k}={v}" for k, v in server.environment().items())
+    assert stat.S_IMODE(server.config_path.stat().st_mode) == 0o600
+    assert server.config_path.parent == tmp_path  # next to the log: pytest's private temporary directory
+    # SGLang's own parser, as launch_server calls it, finds the key in the file.
+    assert prepare_server_args(argv[3:]).api_key == "sk-secret-123"
+    server.remove_config()
+    assert not server.config_path.exists()
+
+
+def test_a_users_own_sglang_config_is_merged_with_the_key_file(tmp_path):
+    from sglang.srt.server_args import prepare_server_args
+
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("mem-fraction-static: 0.5\nchunked-prefill-size: 512\n")
+    for given in (["--config", str(mine)], [f"--config={mine}"]):
+        server = SGLangServer(Registry().resolve("minilm"), device="cpu", port=1, api_key="k-1",
+                              extra_args=tuple(given), log_path=tmp_path / "s.log")
+        server.write_config()
+        argv = server.argv
+        assert argv.count("--config") == 1 and not any(arg.startswith("--config=") for arg in argv)
+        args = prepare_server_args(argv[3:])
+        assert (args.api_key, args.mem_fraction_static, args.chunked_prefill_size) == ("k-1", 0.5, 512)
+        server.remove_config()
+
+
+@pytest.mark.parametrize("secret", ["sk-secret-123", "a'b\\c"])
+def test_the_key_is_masked_in_shown_argv_and_in_the_log_sglang_writes(tmp_path, secret):
+    argv = ["python", "--api-key", secret, f"--api-key={secret}", "--other"]
+    assert secret not in " ".join(redact(argv, secret))
+    assert redact(argv, secret)[-1] == "--other"
+    log = tmp_path / "sglang.log"
+    # What SGLang 0.5.23 logs at start: its arguments, the key among them, as a Python dict repr.
+    log.write_text(f"[t] server_args={{'api_key': {secret!r}, 'port': 1}}\nready {secret}\n")
+    size = log.stat().st_size
+    mask_file(log, secret)
+    assert secret not in log.read_text() and repr(secret)[1:-1] not in log.read_text()
+    assert log.stat().st_size == size  # in place: SGLang keeps appending at its own offset
+    server = SGLangServer(Registry().resolve("minilm"), port=1, api_key=secret, log_path=log)
+    log.write_text(f"late line {secret}\n")
+    assert secret not in server.log_tail()
+
+
+@pytest.mark.parametrize(
+    ("where", "args", "says"),
+    [
+        ("extra", ["--host", "0.0.0.0"], "use --embed-host instead"),
+        ("extra", ["--host=0.0.0.0"], "use --embed-host instead"),
+        ("extra", ["--port", "8000"], "the plugin picks a free port itself"),
+        ("extra", ["--po", "8000"], "the plugin picks a free port itself"),  # argparse takes unique prefixes
+        ("extra", ["--api-key=k"], "EMBEDEVAL_API_KEY environment variable"),
+        ("model", ["--api-key", "k"], "EMBEDEVAL_API_KEY environment variable"),
+        ("config", ["port: 8000"], "the plugin picks a free port itself"),
+        ("config", ["api_key: k"], "EMBEDEVAL_API_KEY environment variable"),
+    ],
+)
+def test_server_args_that_override_host_port_or_key_are_refused_naming_the_option_to_use(tmp_path, where, args, says):
+    from dataclasses import replace
+
+    spec = Registry().resolve("minilm")
+    extra = tuple(args) if where == "extra" else ()
+    if where == "model":
+        spec = replace(spec, server_args=tuple(args))
+    if where == "config":
+        (tmp_path / "mine.yaml").write_text("\n".join(args) + "\n")
+        extra = ("--config", str(tmp_path / "mine.yaml"))
+    server = SGLangServer(spec, device="cpu", extra_args=extra, log_path=tmp_path / "s.log", boot_timeout=5)
+    with pytest.raises(ServerError) as info:
+        server.start()
+    assert server.process is None  # refused before anything was started
+    message = str(info.value)
+    assert says in message and "refused" in message, message
+    assert {"extra": "--embed-server-arg", "model": "server_args of model 'minilm'",
+            "config": str(tmp_path / "mine.yaml")}[where] in message
+    assert not list(tmp_path.glob("*.yaml")) or where == "config"
 
 
 def test_the_server_environment_never_reaches_the_hub():

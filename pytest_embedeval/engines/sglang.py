@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import httpx
 import psutil
 
 from ..registry import ModelSpec
-from . import auth_headers, external
+from . import API_KEY_ENV, OWNED_OPTIONS, auth_headers, check_server_args, external, owned_option
 
 LOCALHOST = "127.0.0.1"
 
@@ -61,6 +62,50 @@ def port_taken(host: str, port: int) -> bool:
     return False
 
 
+def listeners(port: int, host: str | None = None) -> list[tuple[int | None, str]]:
+    """(PID, address) of every socket listening on ``port`` where a connection to ``host`` could land.
+
+    The PID is None for a socket of another user's process (Linux shows the socket, not its owner).
+    """
+    addresses = None
+    if host is not None:
+        addresses = {"0.0.0.0", "::"}
+        try:
+            addresses |= {info[4][0] for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)}
+        except OSError:
+            addresses = None
+        else:
+            addresses |= {f"::ffff:{address}" for address in list(addresses)}
+    try:
+        connections = psutil.net_connections(kind="inet")
+    except psutil.AccessDenied:  # not on Linux, where any user may list sockets
+        return []
+    return [
+        (conn.pid, conn.laddr.ip) for conn in connections
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port
+        and (addresses is None or conn.laddr.ip in addresses)
+    ]
+
+
+def describe_pid(pid: int | None) -> str:
+    if pid is None:
+        return "a process of another user (its PID is not visible to this user)"
+    try:
+        proc = psutil.Process(pid)
+        return f"PID {pid} ({proc.name()}: {' '.join(proc.cmdline())[:100]})"
+    except psutil.Error:
+        return f"PID {pid} (gone since)"
+
+
+def tree_pids(pid: int) -> set[int]:
+    """The process and its descendants; for SGLang, the server and every worker it started."""
+    try:
+        root = psutil.Process(pid)
+        return {pid} | {child.pid for child in root.children(recursive=True)}
+    except psutil.NoSuchProcess:
+        return set()
+
+
 # SGLang 0.5.23 logs this when its HTTP port is taken, and then hangs instead of exiting.
 _BIND_FAILED = b"error while attempting to bind on address"
 
@@ -77,6 +122,28 @@ CPU_ARGS = (
 )
 
 
+def split_config(args: Sequence[str]) -> tuple[list[str], str | None]:
+    """The arguments without ``--config FILE`` (or ``--config=FILE``), and that FILE.
+
+    SGLang reads one ``--config`` per launch, and only when spelled as two words: ``--config=FILE``
+    would be parsed and then silently ignored.
+    """
+    rest, config = [], None
+    args = list(args)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--config" and i + 1 < len(args):
+            config, i = args[i + 1], i + 2
+            continue
+        if arg.startswith("--config="):
+            config = arg.split("=", 1)[1]
+        else:
+            rest.append(arg)
+        i += 1
+    return rest, config
+
+
 def build_argv(
     spec: ModelSpec,
     *,
@@ -84,10 +151,18 @@ def build_argv(
     port: int,
     host: str = LOCALHOST,
     extra_args: tuple[str, ...] | list[str] = (),
-    api_key: str | None = None,
+    config_path: str | Path | None = None,
     python: str = sys.executable,
 ) -> list[str]:
-    """SGLang's command line for this model. A list, never a shell string."""
+    """SGLang's command line for this model. A list, never a shell string, and never a secret.
+
+    ``config_path``: the YAML file SGLang reads its ``api_key`` from (see SGLangServer.write_config); it
+    replaces a ``--config`` given in the arguments, whose settings it carries.
+    Raises ValueError when the arguments would override the host, port or key (see check_server_args).
+    """
+    check_server_args(spec.server_args, f"server_args of model {spec.alias!r}")
+    check_server_args(extra_args, "--embed-server-arg")
+    user_args, user_config = split_config([*spec.server_args, *extra_args])
     argv = [
         python, "-m", "sglang.launch_server",
         "--model-path", spec.model,
@@ -108,16 +183,66 @@ def build_argv(
         argv += CPU_ARGS
     if spec.trust_remote_code:
         argv.append("--trust-remote-code")
-    if api_key:
-        argv += ["--api-key", api_key]
-    argv += list(spec.server_args)
-    argv += list(extra_args)
+    argv += user_args
+    config = config_path or user_config
+    if config:
+        argv += ["--config", str(config)]
     return argv
 
 
+def read_user_config(path: str | Path) -> dict:
+    """A user's SGLang ``--config`` YAML, refused if it sets what the plugin owns (host, port, key)."""
+    import yaml  # SGLang's own dependency, the parser it reads the file with
+
+    where = f"the SGLang --config file {path}"
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ValueError(f"{where} cannot be read as YAML ({type(exc).__name__}: {exc}); fix or drop it.") from None
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise ValueError(f"{where} must hold a mapping of SGLang options at its top level, got "
+                         f"{type(data).__name__}.")
+    for key in data:
+        option = owned_option("--" + str(key).replace("_", "-"))
+        if option:
+            raise ValueError(f"{where}: the key {key!r} is refused because the plugin sets {option} itself; "
+                             f"{OWNED_OPTIONS[option]}.")
+    return data
+
+
 def redact(argv: list[str], secret: str | None) -> list[str]:
-    """The argv as it may be shown to people."""
-    return ["***" if secret and arg == secret else arg for arg in argv]
+    """The argv as it may be shown to people: the key masked wherever it appears, ``--api-key=KEY`` too."""
+    if not secret:
+        return list(argv)
+    return [arg.replace(secret, "***") for arg in argv]
+
+
+def mask_file(path: Path, secret: str | None) -> None:
+    """Overwrite every copy of ``secret`` in the file with stars of the same length, in place.
+
+    In place, at the same offsets: SGLang is still appending to this log through its own descriptor,
+    and rewriting the file would move or truncate what it writes next. SGLang logs its server_args,
+    the key included, when it starts.
+    """
+    if not secret:
+        return
+    forms = {secret.encode(), repr(secret)[1:-1].encode()}  # as written, and inside a Python repr
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return
+    try:
+        data = b""
+        while chunk := os.read(fd, 1 << 20):
+            data += chunk
+        for form in forms:
+            start = data.find(form)
+            while start != -1:
+                os.pwrite(fd, b"*" * len(form), start)
+                start = data.find(form, start + len(form))
+    finally:
+        os.close(fd)
 
 
 def _die_with_parent() -> None:
@@ -155,6 +280,7 @@ class SGLangServer:
         self.port = self.port or free_port(self.host)
         self.log_path = Path(self.log_path or f"sglang-{self.spec.alias}-{self.port}.log")
         self.process: subprocess.Popen | None = None
+        self.watchdog: subprocess.Popen | None = None
         self.boot_seconds: float | None = None
         self.gpu_memory_before: dict[int, int] = {}  # per GPU, for NVML's device-level fallback
 
@@ -167,14 +293,23 @@ class SGLangServer:
         return f"http://{LOCALHOST if self.host in ('0.0.0.0', '::', '') else self.host}:{self.port}"
 
     @property
+    def config_path(self) -> Path:
+        """Where the key travels to SGLang: a YAML file next to the log (pytest's private temporary
+        directory), readable by the user only, and removed as soon as the server is ready."""
+        return self.log_path.with_name(f"{self.log_path.stem}.sglang-config.yaml")
+
+    @property
     def argv(self) -> list[str]:
         return build_argv(
             self.spec, device=self.device, port=self.port, host=self.host,
-            extra_args=self.extra_args, api_key=self.api_key,
+            extra_args=self.extra_args, config_path=self.config_path if self.api_key else None,
         )
 
     def environment(self) -> dict[str, str]:
-        env = dict(os.environ)
+        # The key never rides in the environment: /proc/PID/environ is readable by the user's other
+        # processes and is inherited by everything SGLang starts. It reaches SGLang through the file.
+        env = {name: value for name, value in os.environ.items()
+               if name != API_KEY_ENV and not (self.api_key and value == self.api_key)}
         # Nothing at run time may reach the hub: a missing file must fail, not download.
         env["HF_HUB_OFFLINE"] = "1"
         env["TRANSFORMERS_OFFLINE"] = "1"
@@ -183,47 +318,108 @@ class SGLangServer:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(gpu) for gpu in self.gpus)
         return env
 
+    def write_config(self) -> None:
+        """The ``--config`` YAML that carries the key: mode 0600, with the user's own --config merged in."""
+        import yaml
+
+        _, user_config = split_config([*self.spec.server_args, *self.extra_args])
+        settings = dict(read_user_config(user_config)) if user_config else {}
+        settings["api-key"] = self.api_key  # as SGLang turns keys into options: "--" + key, dashes kept
+        path = self.config_path
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        # O_EXCL: never write the key through a file (or link) someone else put there first.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            yaml.safe_dump(settings, out)
+
+    def remove_config(self) -> None:
+        if self.api_key:
+            try:
+                self.config_path.unlink()
+            except FileNotFoundError:
+                pass
+
     # -- life cycle -------------------------------------------------------------------------
 
     def start(self) -> "SGLangServer":
         if self.process is not None:
             raise ServerError("server already started")
+        try:
+            argv = self.argv
+            if self.api_key:
+                self.write_config()
+            else:
+                _, user_config = split_config([*self.spec.server_args, *self.extra_args])
+                if user_config:
+                    read_user_config(user_config)
+        except ValueError as exc:
+            raise ServerError(f"cannot start SGLang for {self.spec.alias!r}: {exc}") from None
         if port_taken(self.host, self.port):
+            owners = ", ".join(describe_pid(pid) for pid, _ in listeners(self.port, self.host)) or "another process"
+            self.remove_config()
             raise ServerError(
                 f"cannot start SGLang for {self.spec.alias!r}: port {self.port} on {self.host} is already in use "
-                "(another server, or one that outlived its run); free it or pick another port"
+                f"by {owners}; stop it, or let the plugin pick a free port"
             )
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         if self.device != "cpu":
             from ..measure.gpu import device_used_bytes
 
             self.gpu_memory_before = device_used_bytes(list(self.gpus) if self.gpus is not None else None)
-        log = open(self.log_path, "wb")
+        # 0600: SGLang writes its server arguments, key included, into this log before we can mask it.
+        log = os.fdopen(os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
         started = time.monotonic()
-        self.process = subprocess.Popen(
-            self.argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=self.environment(),
-            # Its own session: Ctrl-C in the terminal reaches pytest only, and pytest's
-            # teardown stops the server in order instead of racing it.
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )
-        log.close()
+        try:
+            self.process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.environment(),
+                # Its own session: Ctrl-C in the terminal reaches pytest only, and pytest's
+                # teardown stops the server in order instead of racing it. The session (and process
+                # group) id is the server's PID: the watchdog and stop() find every worker by it.
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        except BaseException:
+            self.remove_config()
+            raise
+        finally:
+            log.close()
         _live.add(self)
         try:
+            self._start_watchdog()
             self.wait_until_ready()
         except BaseException:  # a timeout, a dead server, Ctrl-C: never leave it behind
             self.stop()
             raise
+        self.remove_config()  # read once, at SGLang's start; nothing reads it again
+        mask_file(self.log_path, self.api_key)
         self.boot_seconds = time.monotonic() - started
         return self
 
+    def _start_watchdog(self) -> None:
+        # If pytest is killed (-9, the OOM killer) no teardown runs: this small process notices and
+        # ends the server's whole session, which PR_SET_PDEATHSIG alone does not (it reaches the
+        # server's root only; SGLang's detokenizer and resource tracker outlived it).
+        files = [str(self.config_path)] if self.api_key else []
+        self.watchdog = subprocess.Popen(
+            [sys.executable, "-m", "pytest_embedeval.engines.watchdog", str(os.getpid()), str(self.process.pid),
+             *files],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=self.environment(),
+            start_new_session=True,  # Ctrl-C is pytest's to handle; the watchdog outlives only a kill
+        )
+
     def wait_until_ready(self) -> None:
-        """Ready = the process is alive and /health answers 200 (after a real forward pass)."""
+        """Ready = our process is alive, /health answers 200 (after a real forward pass), and the socket
+        that answered belongs to our server's process tree, not to whoever else took the port."""
         deadline = time.monotonic() + self.boot_timeout
+        owner_checked = False
         with httpx.Client(timeout=5.0, headers=auth_headers(self.api_key)) as http:
             while True:
                 code = self.process.poll()
@@ -235,19 +431,49 @@ class SGLangServer:
                 if self._bind_failed():
                     raise ServerError(
                         f"SGLang server for {self.spec.alias!r} could not listen on {self.host}:{self.port}: "
-                        f"the port was taken while it booted.\nLog: {self.log_path}\n{self.log_tail()}"
+                        f"the port was taken while it booted "
+                        f"({', '.join(describe_pid(pid) for pid, _ in listeners(self.port, self.host)) or 'owner gone'})."
+                        f"\nLog: {self.log_path}\n{self.log_tail()}"
                     )
+                status = None
                 try:
-                    if http.get(f"{self.url}/health").status_code == 200:
-                        return
+                    status = http.get(f"{self.url}/health").status_code
+                except (httpx.ReadTimeout, httpx.WriteTimeout):
+                    status = "no answer"  # connected: something listens there
                 except httpx.TransportError:
                     pass  # the port stays closed while weights load
+                if status is not None and not owner_checked:
+                    self.check_port_owner()
+                    owner_checked = True
+                if status == 200:
+                    return
                 if time.monotonic() > deadline:
                     raise ServerError(
                         f"SGLang server for {self.spec.alias!r} was not ready after {self.boot_timeout:.0f} s "
                         f"(--embed-boot-timeout); it was stopped.\nLog: {self.log_path}\n{self.log_tail()}"
                     )
                 time.sleep(self.poll_interval)
+
+    def check_port_owner(self) -> None:
+        """Raise ServerError unless the socket listening on our port belongs to our server's tree.
+
+        Between the free-port check and SGLang's bind another process can take the port; its answers
+        would then be measured as ours (seen: "ready" in 0.6 s while SGLang died with EADDRINUSE).
+        """
+        found = listeners(self.port, self.host)
+        if not found:
+            return  # this platform does not show sockets' owners: nothing to check against
+        ours = tree_pids(self.process.pid)
+        if not ours:
+            return  # our server died: the next poll reports its exit code and log
+        foreign = [pid for pid, _ in found if pid not in ours]
+        if foreign:
+            raise ServerError(
+                f"port {self.port} on {self.host} taken by {describe_pid(foreign[0])}: it "
+                f"answered in place of the SGLang server for {self.spec.alias!r}, whose results would have been "
+                "that process's. Stop that process (or run again: the plugin picks a new free port each run).\n"
+                f"Log: {self.log_path}\n{self.log_tail()}"
+            )
 
     @property
     def dtype(self) -> str:
@@ -280,8 +506,12 @@ class SGLangServer:
         return self.process is not None and self.process.poll() is None
 
     def stop(self, grace: float = 15.0) -> None:
-        """End the whole process tree: SIGTERM, then SIGKILL for whatever outlives the grace."""
+        """End the whole process tree: SIGTERM, then SIGKILL for whatever outlives the grace.
+
+        Every wait here has a timeout: a process stuck in the kernel (D state) must not hang pytest.
+        """
         _live.discard(self)
+        self.remove_config()
         if self.process is None:
             return
         try:
@@ -302,11 +532,20 @@ class SGLangServer:
                 pass
         psutil.wait_procs(alive, timeout=5)
         # Workers that re-parented away from the tree still belong to the server's session.
+        from .watchdog import end_session
+
+        end_session(self.process.pid, grace=0.0)
         try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.process.wait()
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass  # unkillable (D state); reported by the leftover checks, never waited on forever
+        if self.watchdog is not None:
+            self.watchdog.kill()
+            try:
+                self.watchdog.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        mask_file(self.log_path, self.api_key)
 
     def __enter__(self) -> "SGLangServer":
         return self.start()
@@ -329,4 +568,7 @@ class SGLangServer:
                 tail = "".join(deque(log, maxlen=lines))
         except OSError:
             return "(no log)"
-        return tail.replace(self.api_key, "***") if self.api_key else tail
+        if self.api_key:
+            tail = tail.replace(self.api_key, "***").replace(repr(self.api_key)[1:-1], "***")
+        return tail
+
