@@ -2,16 +2,57 @@
 
 from __future__ import annotations
 
+import ipaddress
+import warnings
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import httpx
 
+from ..names import safe_name
 from ..registry import ModelSpec
 from . import auth_headers
 
 
 class UnreachableServer(RuntimeError):
     pass
+
+
+class UnsafeServerReport(UnreachableServer):
+    """The server reported something that cannot be used as a name (its dtype becomes part of file names)."""
+
+
+class InsecureKeyWarning(UserWarning):
+    """An API key is about to travel unencrypted over a network."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine (by name or address); other names are taken as remote."""
+    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def warn_if_key_in_clear(url: str, api_key: str | None) -> bool:
+    """Warn (InsecureKeyWarning) when ``api_key`` would be sent over plain http to another machine.
+
+    Returns whether it warned. Anyone on the path between the two machines can read an http header.
+    """
+    parts = urlsplit(url)
+    if not api_key or parts.scheme != "http" or is_loopback(parts.hostname or ""):
+        return False
+    warnings.warn(
+        InsecureKeyWarning(
+            f"the API key will be sent unencrypted to {parts.hostname} (--embed-url {url} is plain http to "
+            "another machine): anyone on the network path can read it. Use an https:// URL, or reach the server "
+            "through an SSH tunnel on localhost."
+        ),
+        stacklevel=2,
+    )
+    return True
 
 
 @dataclass
@@ -26,6 +67,7 @@ class RemoteServer:
         self.url = self.url.rstrip("/")
         if self.url.endswith("/v1"):
             self.url = self.url[: -len("/v1")]
+        warn_if_key_in_clear(self.url, self.api_key)
 
     def start(self) -> "RemoteServer":
         try:
@@ -40,6 +82,10 @@ class RemoteServer:
                 f"--embed-url {self.url}: GET /v1/models answered {response.status_code}; "
                 "is it an OpenAI-compatible server (and is --embed-api-key right)?"
             )
+        try:
+            self._dtype = self._reported_dtype()
+        except ValueError as exc:
+            raise UnsafeServerReport(str(exc)) from None
         return self
 
     def _get(self, route: str):
@@ -54,11 +100,20 @@ class RemoteServer:
 
     @property
     def dtype(self) -> str:
-        """The dtype SGLang reports (/get_server_info); "auto" for other servers."""
+        """The dtype SGLang reports (/get_server_info); "auto" for other servers. Read once, at start."""
+        if getattr(self, "_dtype", None) is None:
+            self._dtype = self._reported_dtype()
+        return self._dtype
+
+    def _reported_dtype(self) -> str:
+        # It becomes part of the baseline's file names: a value that is not a plain name (a server that
+        # reports "/../../x") is refused (ValueError) rather than written outside the store.
         try:
-            return str(self._get("/get_server_info").get("dtype", "auto"))
+            info = self._get("/get_server_info")
+            reported = info.get("dtype", "auto") if isinstance(info, dict) else "auto"
         except Exception:
             return "auto"
+        return safe_name(str(reported), f"dtype reported by --embed-url {self.url}/get_server_info")
 
     @property
     def device(self) -> str:
