@@ -5,13 +5,17 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import Sequence
 from types import SimpleNamespace
 
+import httpcore
 import httpx
 import numpy as np
 import openai
+
+from .vectors import degenerate_rows
 
 
 class EmbeddingRequestError(RuntimeError):
@@ -26,6 +30,83 @@ class BadEmbeddingResponse(EmbeddingRequestError):
 _RETRIED_STATUSES = frozenset({408, 409, 429})
 
 
+# -- a total deadline per attempt ---------------------------------------------------------------------
+# httpx's timeouts bound each network operation: a read that gets one byte every 0.9 s never times out
+# under a 1 s timeout (seen: 6 s for one request). The deadline is enforced where every read and write
+# happens, in the network backend httpcore calls, each one limited to the time the attempt has left.
+
+_deadline = threading.local()  # per thread: each thread's current attempt; the SDK is synchronous
+
+
+def _time_left(timeout: float | None, expired: type[Exception]) -> float | None:
+    at = getattr(_deadline, "at", None)
+    if at is None:
+        return timeout
+    left = at - time.monotonic()
+    if left <= 0:
+        raise expired(f"the request's total deadline of {_deadline.total:g} s has passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    def __init__(self, stream: httpcore.NetworkStream):
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _time_left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _time_left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, ssl_context, server_hostname=None, timeout=None):
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname,
+                                                      _time_left(timeout, httpcore.ConnectTimeout)))
+
+    def get_extra_info(self, info: str):
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    def __init__(self, backend: httpcore.NetworkBackend):
+        self._backend = backend
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        return _DeadlineStream(self._backend.connect_tcp(
+            host, port, _time_left(timeout, httpcore.ConnectTimeout), local_address, socket_options))
+
+    def connect_unix_socket(self, path, timeout=None, socket_options=None):
+        return _DeadlineStream(self._backend.connect_unix_socket(
+            path, _time_left(timeout, httpcore.ConnectTimeout), socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+class DeadlineTransport(httpx.HTTPTransport):
+    """httpx's transport, with each request (headers and body) bounded by ``total`` seconds in all.
+
+    Expiry raises httpx's own ReadTimeout (or Write/ConnectTimeout), which the openai SDK treats as a
+    timeout, retries and reports as it always has.
+    """
+
+    def __init__(self, total: float, **kwargs):
+        # The openai SDK's own connection limits (DefaultHttpxClient's), which a given transport replaces.
+        kwargs.setdefault("limits", httpx.Limits(max_connections=1000, max_keepalive_connections=100))
+        super().__init__(**kwargs)
+        self.total = total
+        pool = self._pool  # httpcore.ConnectionPool: connections get their sockets from its backend
+        pool._network_backend = _DeadlineBackend(pool._network_backend)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        # Left set after return: the body is read after this returns, by the caller, in this thread;
+        # the next request in this thread sets its own.
+        _deadline.at, _deadline.total = time.monotonic() + self.total, self.total
+        return super().handle_request(request)
+
+
 class EmbeddingClient(openai.OpenAI):
     """An ``openai.OpenAI`` bound to one server and model.
 
@@ -33,7 +114,8 @@ class EmbeddingClient(openai.OpenAI):
     ``(len(texts), dimensions)`` float32 array. ``dimensions``: the model's native size, which every
     ``embed`` without ``dimensions=`` must get back.
 
-    ``timeout`` bounds each attempt (connect, send, each read); the SDK makes up to ``1 + max_retries``
+    ``timeout`` bounds each attempt as a whole (connect, send and every read together: a server that
+    trickles its answer a byte at a time is cut off too); the SDK makes up to ``1 + max_retries``
     attempts with a back-off of about 0.5 s, 1 s, ... between them. ``failed_attempts`` counts the
     attempts that got a server error or no answer at all, retried or not, so that a result built on
     retries can be reported as such.
@@ -47,6 +129,7 @@ class EmbeddingClient(openai.OpenAI):
         self._count_lock = threading.Lock()
         http_client = openai.DefaultHttpxClient(
             timeout=timeout,
+            transport=DeadlineTransport(timeout),
             event_hooks={"request": [self._on_request], "response": [self._on_response]},
         )
         super().__init__(base_url=f"{base_url.rstrip('/')}/v1", api_key=api_key or "no-key",
@@ -97,7 +180,16 @@ class EmbeddingClient(openai.OpenAI):
                 f"{type(cause).__name__ if cause else 'connection error'}: {cause or exc}"
             ) from None
         items = items_from_body(raw.http_response)
-        return vectors_from(items, len(batch), dimensions or self.dimensions)
+        vectors = vectors_from(items, len(batch), dimensions or self.dimensions)
+        degenerate = degenerate_rows(vectors)
+        if degenerate:
+            # A zero or constant vector has no direction: every cosine with it is NaN or meaningless,
+            # and a score built on it would be a number that says nothing.
+            shown = "; ".join(repr(batch[i][:60]) for i in degenerate[:3])
+            raise BadEmbeddingResponse(
+                f"{len(degenerate)} of {len(batch)} vectors are all zeros or one repeated value, which no model "
+                f"returns for real text (inputs {degenerate[:10]}: {shown}): the server is not computing embeddings")
+        return vectors
 
     def _attempts_text(self, attempts_before: int) -> str:
         attempts = self.attempts - attempts_before

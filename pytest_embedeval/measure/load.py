@@ -19,6 +19,41 @@ from pytest_benchmark.timers import default_timer
 from ..engines import auth_headers
 
 
+class MalformedBody(ValueError):
+    """An HTTP 200 whose body is not one embedding per input with the server's token count."""
+
+
+def check_body(payload: bytes, expected: int) -> int:
+    """The prompt tokens of a well-formed embeddings answer; MalformedBody with the reason otherwise.
+
+    A request counts as served only if it returned what a client could use: one vector per input, each
+    a list of numbers (or base64), and usage.prompt_tokens, which the throughput in tokens/s is built on.
+    """
+    try:
+        body = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        raise MalformedBody(f"body is not JSON: {payload[:80]!r}") from None
+    if not isinstance(body, dict):
+        raise MalformedBody(f"body is a JSON {type(body).__name__}, not an object with 'data'")
+    data = body.get("data")
+    if not isinstance(data, list):
+        raise MalformedBody(f"no 'data' list in the body (got {type(data).__name__})")
+    if len(data) != expected:
+        raise MalformedBody(f"{len(data)} vectors for {expected} inputs")
+    for position, item in enumerate(data):
+        vector = item.get("embedding") if isinstance(item, dict) else None
+        if isinstance(vector, str) and vector:
+            continue  # base64 float32
+        if not isinstance(vector, list) or not vector or None in vector:
+            raise MalformedBody(f"item {position} has no vector of numbers (embedding {str(vector)[:40]})")
+    usage = body.get("usage")
+    tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+    if type(tokens) is not int or tokens < 0:
+        raise MalformedBody(f"usage.prompt_tokens is {tokens!r}, not a count of tokens "
+                            f"(usage: {str(usage)[:60]})")
+    return tokens
+
+
 @dataclass
 class LoadResult:
     concurrency: int
@@ -64,18 +99,22 @@ async def _drive(url: str, model: str, batches: list[list[str]], concurrency: in
                 elapsed = default_timer() - started
                 if response.status != 200:
                     raise ValueError(f"HTTP {response.status}: {payload[:200].decode(errors='replace')}")
-                body = orjson.loads(payload)
-                if len(body.get("data", ())) != len(batches[index]):
-                    raise ValueError(f"{len(body.get('data', ()))} vectors for {len(batches[index])} inputs")
-            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+                tokens = check_body(payload, len(batches[index]))
+            except asyncio.TimeoutError:
+                result.failures += 1
+                if len(result.errors) < 5:
+                    result.errors.append(f"no complete answer within the {timeout:g} s deadline")
+                continue
+            except (aiohttp.ClientError, ValueError) as exc:
                 result.failures += 1
                 if len(result.errors) < 5:
                     result.errors.append(f"{type(exc).__name__}: {exc}")
                 continue
             result.latencies.append(elapsed)
-            result.prompt_tokens += int(body.get("usage", {}).get("prompt_tokens", 0))
+            result.prompt_tokens += tokens
 
     connector = aiohttp.TCPConnector(limit=concurrency)
+    # total: one deadline for connecting, sending and reading the whole body, however slowly it trickles.
     session_timeout = aiohttp.ClientTimeout(total=timeout)
     async with aiohttp.ClientSession(headers=headers, timeout=session_timeout, connector=connector) as session:
         started = default_timer()
