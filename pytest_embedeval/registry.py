@@ -6,11 +6,15 @@ A spec is data only. How a spec becomes a running server lives in ``engines``.
 from __future__ import annotations
 
 import json
+import string
 import tomllib
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from .engines import check_server_args
+from .names import safe_name
 
 
 class UnknownModelError(LookupError):
@@ -114,30 +118,52 @@ BUILTIN_ALIASES = ("qwen3-4b", "bge-large-zh", "minilm")
 DEFAULT_ALIAS = "minilm"
 
 
+def _json_object(path: Path) -> dict:
+    """A JSON file of the model directory that must hold an object; ModelConfigError naming it otherwise."""
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        raise ModelConfigError(f"{path}: not valid JSON ({exc}); fix or remove the file") from None
+    if not isinstance(data, dict):
+        raise ModelConfigError(f"{path}: must hold a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _positive_int(value: Any, where: str, field_name: str) -> int:
+    if type(value) is not int or value <= 0:
+        raise ModelConfigError(f"{where}: field {field_name!r} must be a positive integer, got {value!r}")
+    return value
+
+
 def spec_from_directory(path: Path, alias: str | None = None) -> ModelSpec:
     """Derive a spec from a sentence-transformers / Hugging Face model directory."""
     try:
-        config = json.loads((path / "config.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise ModelConfigError(f"{path / 'config.json'}: not valid JSON ({exc})") from None
-    dimensions = (config.get("hidden_size") or config.get("d_model")) if isinstance(config, dict) else None
+        alias = safe_name(alias or path.name, f"model alias (from the directory name {path})")
+    except ValueError as exc:
+        raise ModelConfigError(f"{exc} Or declare the model under [tool.embedeval.models.<alias>] in "
+                               "pyproject.toml with such an alias.") from None
+    config = _json_object(path / "config.json")
+    dimensions = config.get("hidden_size") or config.get("d_model")
     if not isinstance(dimensions, int):
         raise ModelConfigError(f"{path / 'config.json'}: no integer hidden_size (or d_model) to take the "
                                "model's dimensions from")
-    max_tokens = config.get("max_position_embeddings", 512)
+    _positive_int(dimensions, str(path / "config.json"), "hidden_size")
+    max_tokens = _positive_int(config.get("max_position_embeddings", 512), str(path / "config.json"),
+                               "max_position_embeddings")
     st_config = path / "sentence_bert_config.json"
     if st_config.is_file():
-        max_tokens = json.loads(st_config.read_text()).get("max_seq_length", max_tokens)
+        max_tokens = _positive_int(_json_object(st_config).get("max_seq_length", max_tokens), str(st_config),
+                                   "max_seq_length")
     pooling = "cls"
     pooling_config = path / "1_Pooling" / "config.json"
     if pooling_config.is_file():
-        modes = json.loads(pooling_config.read_text())
+        modes = _json_object(pooling_config)
         if modes.get("pooling_mode_mean_tokens"):
             pooling = "mean"
         elif modes.get("pooling_mode_lasttoken"):
             pooling = "last"
     return ModelSpec(
-        alias=alias or path.name,
+        alias=alias,
         model=str(path),
         dimensions=int(dimensions),
         max_tokens=int(max_tokens),
@@ -159,8 +185,31 @@ _USER_FIELDS = {
 }
 
 
+def _check_query_prompt(prompt: str, where: str) -> None:
+    """Only {query} and {task} may appear: anything else would be a KeyError at the first encode."""
+    try:
+        fields = {name for _, name, _, _ in string.Formatter().parse(prompt) if name is not None}
+    except ValueError as exc:
+        raise ModelConfigError(f"{where}: field 'query_prompt' is not a valid template ({exc}); "
+                               "write {{ and }} for literal braces") from None
+    unknown = sorted(fields - {"query", "task"})
+    if unknown:
+        raise ModelConfigError(f"{where}: field 'query_prompt' has the placeholder {{{unknown[0]}}}; only {{query}} "
+                               "and {task} are filled in (write {{ and }} for literal braces)")
+    if "task" in fields and "query" not in fields:
+        raise ModelConfigError(f"{where}: field 'query_prompt' has {{task}} but no {{query}}: say where the query "
+                               "goes")
+
+
 def _user_spec(alias: str, table: dict[str, Any], source: Path) -> ModelSpec:
     where = f"{source}: [tool.embedeval.models.{alias}]"
+    try:
+        safe_name(alias, f"model alias in {source}")
+    except ValueError as exc:
+        raise ModelConfigError(f"{where}: {exc}") from None
+    if not isinstance(table, dict):
+        raise ModelConfigError(f"{where} must be a table of fields (model = ..., dimensions = ...), "
+                               f"got {table!r}")
     unknown = sorted(set(table) - set(_USER_FIELDS))
     if unknown:
         raise ModelConfigError(f"{where}: unknown field {unknown[0]!r}; known fields: {', '.join(_USER_FIELDS)}")
@@ -168,12 +217,27 @@ def _user_spec(alias: str, table: dict[str, Any], source: Path) -> ModelSpec:
         expected = _USER_FIELDS[name]
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             raise ModelConfigError(f"{where}: field {name!r} must be {expected.__name__}, got {value!r}")
-    if "model" not in table:
-        raise ModelConfigError(f"{where}: field 'model' is required (a Hugging Face id or a local directory)")
+    if not table.get("model", "").strip():
+        raise ModelConfigError(f"{where}: field 'model' is required and may not be empty "
+                               "(a Hugging Face id or a local directory)")
+    for name in ("dimensions", "max_tokens"):
+        if name in table:
+            _positive_int(table[name], where, name)
     if table.get("pooling", "cls") not in POOLINGS:
         raise ModelConfigError(f"{where}: field 'pooling' must be one of {POOLINGS}, got {table['pooling']!r}")
-    if "matryoshka" in table and (len(table["matryoshka"]) != 2 or not all(isinstance(v, int) for v in table["matryoshka"])):
-        raise ModelConfigError(f"{where}: field 'matryoshka' must be [smallest, largest], got {table['matryoshka']!r}")
+    if "matryoshka" in table:
+        sizes = table["matryoshka"]
+        if (len(sizes) != 2 or not all(type(v) is int and v > 0 for v in sizes) or sizes[0] > sizes[1]
+                or ("dimensions" in table and sizes[1] > table["dimensions"])):
+            raise ModelConfigError(f"{where}: field 'matryoshka' must be [smallest, largest], two positive integers "
+                                   f"with smallest <= largest <= dimensions, got {sizes!r}")
+    if "query_prompt" in table:
+        _check_query_prompt(table["query_prompt"], where)
+    if "server_args" in table:
+        try:
+            check_server_args([str(a) for a in table["server_args"]], f"{where}: field 'server_args'")
+        except ValueError as exc:
+            raise ModelConfigError(str(exc)) from None
 
     local = Path(table["model"]).expanduser()
     if not local.is_absolute() and local.exists():
@@ -200,10 +264,17 @@ def load_user_specs(pyproject: Path) -> dict[str, ModelSpec]:
     if not pyproject.is_file():
         return {}
     try:
-        data = tomllib.loads(pyproject.read_text())
+        data = tomllib.loads(pyproject.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ModelConfigError(f"{pyproject}: not UTF-8 text (byte {exc.start}); TOML files must be UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ModelConfigError(f"{pyproject}: not valid TOML: {exc}") from None
-    tables = data.get("tool", {}).get("embedeval", {}).get("models", {})
+    tables: Any = data
+    for depth, key in enumerate(("tool", "embedeval", "models")):
+        tables = tables.get(key, {})
+        if not isinstance(tables, dict):
+            name = ".".join(("tool", "embedeval", "models")[: depth + 1])
+            raise ModelConfigError(f"{pyproject}: '{name}' must be a table ([{name}]), got {tables!r}")
     return {alias: _user_spec(alias, table, pyproject) for alias, table in tables.items()}
 
 
