@@ -23,6 +23,7 @@ import psutil
 
 from ..registry import ModelSpec
 from . import API_KEY_ENV, OWNED_OPTIONS, auth_headers, check_server_args, external, owned_option
+from .watchdog import end_session, mask_file
 
 LOCALHOST = "127.0.0.1"
 
@@ -218,33 +219,6 @@ def redact(argv: list[str], secret: str | None) -> list[str]:
     return [arg.replace(secret, "***") for arg in argv]
 
 
-def mask_file(path: Path, secret: str | None) -> None:
-    """Overwrite every copy of ``secret`` in the file with stars of the same length, in place.
-
-    In place, at the same offsets: SGLang is still appending to this log through its own descriptor,
-    and rewriting the file would move or truncate what it writes next. SGLang logs its server_args,
-    the key included, when it starts.
-    """
-    if not secret:
-        return
-    forms = {secret.encode(), repr(secret)[1:-1].encode()}  # as written, and inside a Python repr
-    try:
-        fd = os.open(path, os.O_RDWR)
-    except OSError:
-        return
-    try:
-        data = b""
-        while chunk := os.read(fd, 1 << 20):
-            data += chunk
-        for form in forms:
-            start = data.find(form)
-            while start != -1:
-                os.pwrite(fd, b"*" * len(form), start)
-                start = data.find(form, start + len(form))
-    finally:
-        os.close(fd)
-
-
 def _die_with_parent() -> None:
     # Runs in the child between fork and exec: if pytest itself is killed (SIGKILL, OOM killer),
     # the kernel sends the server SIGTERM, and SGLang's own handler takes its workers down.
@@ -313,7 +287,7 @@ class SGLangServer:
         # Nothing at run time may reach the hub: a missing file must fail, not download.
         env["HF_HUB_OFFLINE"] = "1"
         env["TRANSFORMERS_OFFLINE"] = "1"
-        env.update(external.environment_for(self.spec))
+        env.update(external.environment_for(self.spec, self.device))
         if self.gpus is not None:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(gpu) for gpu in self.gpus)
         return env
@@ -406,14 +380,18 @@ class SGLangServer:
         # If pytest is killed (-9, the OOM killer) no teardown runs: this small process notices and
         # ends the server's whole session, which PR_SET_PDEATHSIG alone does not (it reaches the
         # server's root only; SGLang's detokenizer and resource tracker outlived it).
-        files = [str(self.config_path)] if self.api_key else []
+        secret = ["--remove", str(self.config_path), "--mask", str(self.log_path)] if self.api_key else []
         self.watchdog = subprocess.Popen(
             [sys.executable, "-m", "pytest_embedeval.engines.watchdog", str(os.getpid()), str(self.process.pid),
-             *files],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+             *secret],
+            stdin=subprocess.PIPE if self.api_key else subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             env=self.environment(),
             start_new_session=True,  # Ctrl-C is pytest's to handle; the watchdog outlives only a kill
         )
+        if self.api_key:  # through a pipe, not argv: the watchdog masks the log if pytest dies
+            self.watchdog.stdin.write(self.api_key.encode() + b"\n")
+            self.watchdog.stdin.close()
 
     def wait_until_ready(self) -> None:
         """Ready = our process is alive, /health answers 200 (after a real forward pass), and the socket
@@ -532,8 +510,6 @@ class SGLangServer:
                 pass
         psutil.wait_procs(alive, timeout=5)
         # Workers that re-parented away from the tree still belong to the server's session.
-        from .watchdog import end_session
-
         end_session(self.process.pid, grace=0.0)
         try:
             self.process.wait(timeout=5)

@@ -1,10 +1,11 @@
 """Ends a server's processes when the pytest that started it dies without cleaning up (kill -9, OOM killer).
 
-    python -m pytest_embedeval.engines.watchdog PARENT_PID SERVER_PID [FILE ...]
+    python -m pytest_embedeval.engines.watchdog PARENT_PID SERVER_PID [--remove FILE] [--mask LOG]
 
 Started by SGLangServer next to the server, in a session of its own (Ctrl-C in the terminal does not reach
 it; pytest's own teardown stops the server and then this process). It polls its parent: once the parent is
-gone (the watchdog was re-parented), it removes FILEs (the server's key file), sends SIGTERM to every process
+gone (the watchdog was re-parented), it removes FILE (the server's key file), masks the key in LOG (read from
+its stdin, never from its argv: SGLang logs the key when it starts), sends SIGTERM to every process
 of the server's session and process group (both equal SERVER_PID: the server was started with a new
 session), and SIGKILL to whatever is left after a grace. Why not only PR_SET_PDEATHSIG: it reaches the
 server's direct child only, and SGLang's detokenizer and multiprocessing's resource tracker outlive it.
@@ -65,19 +66,50 @@ def end_session(session: int, grace: float = GRACE_SECONDS) -> None:
             return
 
 
+def mask_file(path, secret: str | None) -> None:
+    """Overwrite every copy of ``secret`` in the file with stars of the same length, in place.
+
+    In place, at the same offsets: SGLang is still appending to this log through its own descriptor,
+    and rewriting the file would move or truncate what it writes next. SGLang logs its server_args,
+    the key included, when it starts.
+    """
+    if not secret:
+        return
+    forms = {secret.encode(), repr(secret)[1:-1].encode()}  # as written, and inside a Python repr
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return
+    try:
+        data = b""
+        while chunk := os.read(fd, 1 << 20):
+            data += chunk
+        for form in forms:
+            start = data.find(form)
+            while start != -1:
+                os.pwrite(fd, b"*" * len(form), start)
+                start = data.find(form, start + len(form))
+    finally:
+        os.close(fd)
+
+
 def main(argv: list[str]) -> int:
-    parent, session, files = int(argv[0]), int(argv[1]), argv[2:]
+    parent, session = int(argv[0]), int(argv[1])
+    options = dict(zip(argv[2::2], argv[3::2]))
+    secret = sys.stdin.readline().rstrip("\n") if "--mask" in options else ""
     # Terminal signals are pytest's to handle: its teardown stops the server, then this watchdog.
     for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(sig, signal.SIG_IGN)
     while os.getppid() == parent:
         time.sleep(POLL_SECONDS)
-    for path in files:
+    if "--remove" in options:
         try:
-            os.unlink(path)
+            os.unlink(options["--remove"])
         except OSError:
             pass
     end_session(session)
+    if secret:
+        mask_file(options["--mask"], secret)
     return 0
 
 
