@@ -93,7 +93,8 @@ def describe_pid(pid: int | None) -> str:
         return "a process of another user (its PID is not visible to this user)"
     try:
         proc = psutil.Process(pid)
-        return f"PID {pid} ({proc.name()}: {' '.join(proc.cmdline())[:100]})"
+        command = " ".join(" ".join(proc.cmdline()).split())  # one line, even for a `python -c` script
+        return f"PID {pid} ({proc.name()}: {command[:100]})"
     except psutil.Error:
         return f"PID {pid} (gone since)"
 
