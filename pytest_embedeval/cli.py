@@ -13,8 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import baselines as store
 from .report import diff_table, store_table, verdict_table
+from .store import baselines as store
 from .results import Run
 
 
@@ -34,7 +34,7 @@ def _update(args) -> int:
     store.BaselineStore(args.dir)  # validate what is there before touching it
     refused = False
     for model_run in run.models.values():
-        changes = store.update(args.dir, model_run.model, model_run.profile, model_run.measurements(),
+        changes = store.update(args.dir, model_run.model, model_run.profile, model_run.verdicts,
                                machine=model_run.machine, software=model_run.software,
                                accept_regressions=args.accept_regressions)
         print(f"{model_run.model} on {model_run.profile} ({Path(args.dir) / (model_run.model + '.toml')})")
@@ -57,7 +57,7 @@ def _report(args) -> int:
 
 
 def _compare(args) -> int:
-    from .compare import chart, comparison_table
+    from .report.compare import chart, comparison_table
 
     runs = [model_run for path in args.runs for model_run in Run.from_json(path).models.values()]
     print(comparison_table(runs, store.BaselineStore(args.dir).models, markdown=args.markdown))

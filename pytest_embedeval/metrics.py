@@ -6,6 +6,7 @@ Tolerances are written with their unit so a wrong one is caught on load: relativ
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -25,16 +26,13 @@ class Tolerance:
             if not match:
                 raise ValueError(f"expected a percentage like \"10%\" or a number, got {raw!r}")
             return cls(float(match.group(1)) / 100, relative=True)
-        if isinstance(raw, bool) or not isinstance(raw, (int, float)) or raw < 0:
-            raise ValueError(f"expected a percentage like \"10%\" or a non-negative number, got {raw!r}")
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw) or raw < 0:
+            raise ValueError(f"expected a percentage like \"10%\" or a finite non-negative number, got {raw!r}")
         return cls(float(raw), relative=False)
 
     def band(self, baseline: float) -> float:
         """How far from the baseline a measurement may land and still be noise."""
         return abs(baseline) * self.value if self.relative else self.value
-
-    def to_toml(self) -> str | float:
-        return f"{self.value * 100:g}%" if self.relative else self.value
 
     def __str__(self) -> str:
         return f"{self.value * 100:g}%" if self.relative else f"{self.value:g}"
@@ -47,6 +45,7 @@ class Metric:
     better: str  # HIGHER, LOWER or EXACT
     tolerance: Tolerance
     description: str
+    fixed_baseline: float | None = None  # the same everywhere: never stored, never updated
 
     def check_tolerance(self, tolerance: Tolerance) -> None:
         """Times, bytes and rates scale with the machine: their tolerance must be relative."""
@@ -56,8 +55,8 @@ class Metric:
             raise ValueError(f"{self.name} takes a tolerance in {self.unit}, like {self.tolerance}, got {tolerance}")
 
 
-def _m(name, unit, better, tolerance, description) -> Metric:
-    return Metric(name, unit, better, Tolerance.parse(tolerance), description)
+def _m(name, unit, better, tolerance, description, fixed_baseline=None) -> Metric:
+    return Metric(name, unit, better, Tolerance.parse(tolerance), description, fixed_baseline)
 
 
 CATALOGUE: dict[str, Metric] = {m.name: m for m in (
@@ -81,6 +80,9 @@ CATALOGUE: dict[str, Metric] = {m.name: m for m in (
     _m("batch_invariance_min_cosine", "cosine", HIGHER, 0.0001, "worst cosine of a text alone vs in a batch"),
     _m("dimensions", "dims", EXACT, 0, "length of the served vectors"),
     _m("context_length", "tokens", EXACT, 0, "longest input the server accepts"),
+    # A healthy server fails no request: retries that hide failures must not hide the figure.
+    _m("failed_requests_percent", "%", LOWER, 0, "request attempts that got a server error or no answer",
+       fixed_baseline=0.0),
 )}
 
 # Scores of any mteb task or user data set: "mteb:<TaskName>" and "data:<name>", 0-100 points.

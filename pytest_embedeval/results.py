@@ -9,7 +9,7 @@ from pathlib import Path
 
 from . import __version__
 from .hardware import HardwareProfile
-from .timings import Timing
+from .store.timings import Timing
 from .verdicts import Outcome, Verdict
 
 FORMAT = "pytest-embedeval/run/1"
@@ -33,8 +33,7 @@ class ModelRun:
     verdicts: list[Verdict] = field(default_factory=list)
     stored_files: list[str] = field(default_factory=list)  # drift vectors and timings written by an update
     timings: list[Timing] = field(default_factory=list)  # every request's latency, per marker measurement
-    pending_vectors: dict = field(default_factory=dict)  # model -> (texts, vectors) for the update to store
-    pending_timings: list[Timing] = field(default_factory=list)  # of passing markers, for the update to store
+    requests: dict = field(default_factory=dict)  # attempts and failed attempts of the counted client
 
     def measurements(self) -> dict[str, float]:
         """The last value recorded for each metric."""
@@ -51,6 +50,7 @@ class ModelRun:
             "verdicts": [v.to_dict() for v in self.verdicts],
             "stored_files": self.stored_files,
             "timings": [asdict(t) for t in self.timings],
+            "requests": self.requests,
         }
 
     @classmethod
@@ -65,6 +65,7 @@ class ModelRun:
             verdicts=[Verdict.from_dict(v) for v in data.get("verdicts", [])],
             stored_files=data.get("stored_files", []),
             timings=[Timing.from_dict(t) for t in data.get("timings", [])],
+            requests=data.get("requests", {}),
         )
 
 

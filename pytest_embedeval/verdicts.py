@@ -5,6 +5,7 @@ The same verdict objects feed test failures, the terminal table, JSON and Markdo
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from enum import Enum
 
@@ -16,6 +17,19 @@ class Outcome(str, Enum):
     REGRESSED = "regressed"
     IMPROVED = "improved"
     NO_BASELINE = "no baseline"
+    NOT_A_NUMBER = "not a number"  # NaN or infinite: fails always, and is never written as a baseline
+
+
+# Why a figure of this unit comes out NaN or infinite, in the user's words.
+_LIKELY_CAUSE = {
+    "cosine": "the server returned vectors of zeros or NaN, so no cosine exists",
+    "norm": "the server returned vectors of NaN or inf",
+    "points": "the score had nothing to rank: the server returned identical or degenerate vectors",
+    "ms": "no request was timed",
+    "tokens/s": "no request completed in the measured window",
+    "req/s": "no request completed in the measured window",
+    "B": "the memory reading failed",
+}
 
 
 @dataclass(frozen=True)
@@ -47,6 +61,10 @@ class Verdict:
     def reason(self) -> str:
         """One sentence: what was measured, against what, and what it means."""
         measured = format_value(self.measured, self.unit)
+        if self.outcome is Outcome.NOT_A_NUMBER:
+            cause = _LIKELY_CAUSE.get(self.unit, "the measurement produced no number")
+            return (f"{self.metric} is not a number (measured {self.measured}): likely cause: {cause}. "
+                    "A figure that is not a number never passes; check the server's log and its answers")
         if self.outcome is Outcome.NO_BASELINE:
             return f"{self.metric}: measured {measured}; no baseline for this hardware profile ({self.profile})"
         interval = ""
@@ -94,6 +112,8 @@ class Verdict:
 def format_value(value: float | None, unit: str) -> str:
     if value is None:
         return "-"
+    if not math.isfinite(value):
+        return f"{value} {unit}"
     if unit == "B":
         return f"{value / 1e9:.2f} GB" if abs(value) >= 1e8 else f"{value / 1e6:.1f} MB"
     if unit in ("cosine",):
@@ -116,14 +136,23 @@ def compare(
     test: str | None = None,
     note: str | None = None,
 ) -> Verdict:
-    """Pass, regressed, improved or no baseline.
+    """Pass, regressed, improved, no baseline, or not a number.
 
     With an ``interval`` (the measurement's confidence interval) a difference counts only when the
     whole interval lies outside the tolerance band: noise within the band is never a regression.
+    A NaN compares false with everything, so it is caught first: otherwise it would never be
+    "beyond the band" and would pass.
     """
     tolerance = tolerance or metric.tolerance
+    if metric.fixed_baseline is not None:
+        baseline, profile, source = metric.fixed_baseline, "built in", "every server"
+    if interval is not None and not all(math.isfinite(x) for x in interval):
+        interval = None  # a bootstrap over degenerate samples: judge the point estimate alone
     common = dict(model=model, metric=metric.name, unit=metric.unit, measured=measured, profile=profile,
                   interval=interval, test=test, note=note)
+    if not math.isfinite(measured):
+        return Verdict(outcome=Outcome.NOT_A_NUMBER, baseline=baseline, tolerance=str(tolerance), source=source,
+                       **common)
     if baseline is None:
         return Verdict(outcome=Outcome.NO_BASELINE, **common)
     band = tolerance.band(baseline)

@@ -120,6 +120,22 @@ def inner_run(pytester):
 
 
 @pytest.fixture
+def standin():
+    """Start STAND-IN servers (tests/standin_server.py) for faults no real server can be made to produce."""
+    from standin_server import StandinServer
+
+    servers = []
+
+    def start(fault=None, **options) -> StandinServer:
+        servers.append(StandinServer(fault, **options).start())
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
 def cls_pooled_minilm(tmp_path) -> Path:
     """MiniLM's files with a pooling config that says CLS: the same weights, other facts."""
     model = tmp_path / "minilm-cls"

@@ -36,6 +36,9 @@ FAULTS = {
     "non-json": "HTTP 200 with an HTML page (a proxy's error page)",
     "empty-body": "HTTP 200, Content-Type application/json, and no body",
     "hang": "reads the request and never answers",
+    "some-errors": "every `every`-th request answers HTTP 500 (a server failing 1/every of its requests)",
+    "zeros": "vectors of zeros for every input (a broken kernel; NaN-free, so only the direction is missing)",
+    "truncated": "vectors of the first `dimensions` numbers only, without the dimension check's help",
 }
 
 
@@ -49,13 +52,16 @@ class StandinServer:
     """One stand-in server; ``fault`` (a key of FAULTS, or None) says how it misbehaves."""
 
     def __init__(self, fault: str | None = None, *, failures: int = 0, after: int = 0,
-                 bad_inputs: tuple[int, ...] = (1,), api_key: str | None = None, model: str = "minilm"):
+                 bad_inputs: tuple[int, ...] = (1,), api_key: str | None = None, model: str = "minilm",
+                 every: int = 5, dimensions: int = 128):
         if fault is not None and fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
         self.fault = fault
         self.failures = failures
         self.after = after
         self.bad_inputs = bad_inputs
+        self.every = every
+        self.truncated_dimensions = dimensions
         self.api_key = api_key
         self.model = model
         self.embedding_requests = 0  # every POST /v1/embeddings, failed or not
@@ -98,6 +104,9 @@ class StandinServer:
         if self.fault == "server-errors" and self.after < number <= self.after + self.failures:
             return _json(500, {"object": "error", "message": f"stand-in: injected internal error (request {number})",
                                "type": "InternalServerError", "code": 500})
+        if self.fault == "some-errors" and number % self.every == 0:
+            return _json(500, {"object": "error", "message": f"stand-in: injected internal error (request {number})",
+                               "type": "InternalServerError", "code": 500})
         if self.fault == "hang":
             self._released.wait()
             return None
@@ -109,7 +118,11 @@ class StandinServer:
         texts = request["input"]
         texts = [texts] if isinstance(texts, str) else texts
         dimensions = DIMENSIONS - 1 if self.fault == "wrong-dimension" else DIMENSIONS
+        if self.fault == "truncated":
+            dimensions = self.truncated_dimensions
         vectors = [unit_vector(str(text), dimensions) for text in texts]
+        if self.fault == "zeros":
+            vectors = [np.zeros(dimensions, dtype=np.float32) for _ in texts]
         if self.fault in ("nan", "inf"):
             for i in (i for i in self.bad_inputs if i < len(vectors)):
                 vectors[i][3] = np.nan if self.fault == "nan" else np.inf

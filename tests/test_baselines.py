@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_embedeval.baselines import BaselineError, BaselineStore, load, update
+from pytest_embedeval.store.baselines import BaselineError, BaselineStore, load, update
 from pytest_embedeval.hardware import HardwareProfile, gpu_hardware_id
 from pytest_embedeval.metrics import Tolerance, metric
 from pytest_embedeval.verdicts import Outcome, compare
@@ -150,6 +150,12 @@ def test_a_broken_file_names_its_file_field_and_what_was_expected(tmp_path, brok
 
 # -- updates --------------------------------------------------------------------------------------
 
+def judged(directory, here, figures: dict) -> list:
+    """The verdicts a run would have recorded for these figures: what an update writes from."""
+    current = BaselineStore(Path(directory)).for_model("m")
+    return [current.compare(name, value, here) for name, value in figures.items()]
+
+
 def write_good(tmp_path) -> Path:
     path = tmp_path / "m.toml"
     path.write_text("# reviewed by the team\n" + GOOD)
@@ -160,7 +166,7 @@ def test_update_writes_a_new_profile_and_keeps_the_rest_of_the_file(tmp_path):
     path = write_good(tmp_path)
     before = path.read_text()
     here = HardwareProfile("h100-80gb-x1", "sglang", "auto")
-    changes = update(tmp_path, "m", here, {"latency_p50_ms": 9.5, "dimensions": 384}, machine="H100", software="s")
+    changes = update(tmp_path, "m", here, judged(tmp_path, here, {"latency_p50_ms": 9.5, "dimensions": 384}), machine="H100", software="s")
     assert [(c.metric, c.old, c.new, c.action) for c in changes] == [
         ("dimensions", None, 384, "new"), ("latency_p50_ms", None, 9.5, "new")]
     after = path.read_text()
@@ -173,7 +179,7 @@ def test_update_rewrites_values_in_place_and_keeps_their_tolerance(tmp_path):
     path = write_good(tmp_path)
     path.write_text(path.read_text().replace("[profiles.p]", "[profiles.cpu-2c-sglang-float32]")
                     .replace("[profiles.p.metrics]", "[profiles.cpu-2c-sglang-float32.metrics]"))
-    changes = update(tmp_path, "m", CPU, {"latency_p50_ms": 18.0}, machine="x", software="y")
+    changes = update(tmp_path, "m", CPU, judged(tmp_path, CPU, {"latency_p50_ms": 18.0}), machine="x", software="y")
     assert changes[0].action == "updated"
     text = path.read_text()
     assert 'latency_p50_ms = { value = 18.0, tolerance = "25%" }' in text
@@ -185,10 +191,10 @@ def test_update_refuses_to_write_a_regression_unless_accepted(tmp_path):
     path.write_text(path.read_text().replace("[profiles.p]", "[profiles.cpu-2c-sglang-float32]")
                     .replace("[profiles.p.metrics]", "[profiles.cpu-2c-sglang-float32.metrics]"))
     before = path.read_text()
-    changes = update(tmp_path, "m", CPU, {"latency_p50_ms": 40.0}, machine="x", software="y")
+    changes = update(tmp_path, "m", CPU, judged(tmp_path, CPU, {"latency_p50_ms": 40.0}), machine="x", software="y")
     assert [(c.action, c.written) for c in changes] == [("refused: regressed", False)]
     assert path.read_text() == before
-    changes = update(tmp_path, "m", CPU, {"latency_p50_ms": 40.0}, machine="x", software="y", accept_regressions=True)
+    changes = update(tmp_path, "m", CPU, judged(tmp_path, CPU, {"latency_p50_ms": 40.0}), machine="x", software="y", accept_regressions=True)
     assert changes[0].action == "accepted regression"
     assert load(path).profiles["cpu-2c-sglang-float32"].metrics["latency_p50_ms"].value == 40.0
 
@@ -196,16 +202,18 @@ def test_update_refuses_to_write_a_regression_unless_accepted(tmp_path):
 # A writer killed between writing and renaming: os.replace is delayed so the kill lands there.
 SLOW_WRITER = textwrap.dedent("""
     import os, sys, time
-    from pytest_embedeval import baselines
+    from pytest_embedeval.store import baselines
     from pytest_embedeval.hardware import HardwareProfile
     real_replace = os.replace
     def slow_replace(src, dst):
         print("WRITTEN, NOT RENAMED", flush=True)
         time.sleep(60)
         real_replace(src, dst)
-    baselines.os.replace = slow_replace
-    baselines.update(sys.argv[1], "m", HardwareProfile("cpu-2c", "sglang", "float32"),
-                     {"latency_p50_ms": 1.0}, machine="x", software="y")
+    from pytest_embedeval.store import files
+    files.os.replace = slow_replace
+    here = HardwareProfile("cpu-2c", "sglang", "float32")
+    verdicts = [baselines.BaselineStore(sys.argv[1]).for_model("m").compare("latency_p50_ms", 1.0, here)]
+    baselines.update(sys.argv[1], "m", here, verdicts, machine="x", software="y")
 """)
 
 
@@ -220,13 +228,13 @@ def test_killing_an_update_midway_leaves_the_old_file_intact(tmp_path, sig):
     assert path.read_bytes() == before
     load(path)
     # the next update cleans what the killed writer left and succeeds
-    update(tmp_path, "m", CPU, {"latency_p50_ms": 2.0}, machine="x", software="y")
+    update(tmp_path, "m", CPU, judged(tmp_path, CPU, {"latency_p50_ms": 2.0}), machine="x", software="y")
     assert not list(tmp_path.glob(".m.toml.*.tmp"))
     assert load(path).profiles["cpu-2c-sglang-float32"].metrics["latency_p50_ms"].value == 2.0
 
 
 def _write_one(directory: str, name: str, value: float) -> None:
-    update(directory, "m", CPU, {name: value}, machine="x", software="y")
+    update(directory, "m", CPU, judged(directory, CPU, {name: value}), machine="x", software="y")
 
 
 def test_concurrent_writers_lose_no_value(tmp_path):

@@ -9,7 +9,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from pytest_embedeval.drift import PROBES, VectorStore, row_cosines, worst
+from pytest_embedeval.drift import PROBES, worst
+from pytest_embedeval.store.vectors import VectorStore
+from pytest_embedeval.vectors import row_cosines
 from pytest_embedeval.engines.sglang import SGLangServer
 from pytest_embedeval.registry import Registry
 

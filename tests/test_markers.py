@@ -12,7 +12,12 @@ import pytest
 from pytest_embedeval import markers
 from pytest_embedeval.measure.load import LoadResult
 from pytest_embedeval.measure.memory import PeakSampler
-from pytest_embedeval.measure.stats import latency_summary, percentile, percentile_interval, ratio_interval
+from pytest_embedeval.hardware import HardwareProfile
+from pytest_embedeval.measure.stats import percentile, percentile_interval, ratio_interval
+from pytest_embedeval.results import ModelRun
+from pytest_embedeval.session import Policy, RunSession
+from pytest_embedeval.store import Store
+from pytest_embedeval.store.timings import Timing
 
 # -- the pure parts ---------------------------------------------------------------------------------
 
@@ -41,34 +46,48 @@ def test_the_ratio_interval_weighs_both_runs_noise():
     assert high - low > (alone[1] - alone[0]) / np.percentile(again * 1000, 50)  # wider than one run's own
 
 
+class _Server:  # the session only reads a figure's model from the run record
+    spec = None
+
+
+def _session_with_latency_baseline(tmp_path, lines):
+    (tmp_path / "m.toml").write_text(
+        'model = "m"\n[profiles.here]\nhardware = "any"\nengine = "any"\ndtype = "any"\nsource = "measured"\n'
+        'date = "2026-12-01"\n[profiles.here.metrics]\nlatency_p50_ms = 40.0\n')
+    session = RunSession(Store(tmp_path), Policy(), progress=lines.append)
+    run = session.open_model(ModelRun("m", HardwareProfile("cpu-2c", "sglang", "float32"), "", ""))
+    return session, run
+
+
 @pytest.mark.parametrize("windows, decided, runs", [
     ([50.0, 40.0], 40.0, 2),   # a noisy first window: the second decides, and passes
     ([50.0, 51.0], 51.0, 2),   # a slower server: regressed twice, the second is reported
     ([40.0, 99.0], 40.0, 1),   # no regression: measured once
 ])
-def test_a_timed_regression_counts_only_when_a_second_window_shows_it(monkeypatch, windows, decided, runs):
+def test_a_timed_regression_counts_only_when_a_second_window_shows_it(monkeypatch, tmp_path, windows, decided, runs):
     seen, lines = iter(windows), []
 
-    def fake_latency(target, **arguments):  # stands in for the real marker: the policy is what is tested
-        target.timings.append(len(lines))
-        return [markers.Measurement("latency_p50_ms", next(seen), note="batch 1")]
+    def fake_latency(target, **arguments):  # stands in for the real marker: the session's policy is what is tested
+        return markers.Measured([markers.Measurement("latency_p50_ms", next(seen), note="batch 1")],
+                                timings=[Timing(f"window {len(lines)}", [0.04])])
 
     monkeypatch.setitem(markers.MARKERS, "embed_latency", fake_latency)
-    target = markers.Target(server=None, model="m", progress=lines.append)
-    judge = lambda found: [m.metric for m in found if m.value > 45.0]  # noqa: E731
-    (found,) = markers.measure("embed_latency", target, {}, judge)
-    assert found.value == decided and len(lines) == runs - 1
-    assert len(target.timings) == 1  # only the deciding window's samples are kept
+    session, run = _session_with_latency_baseline(tmp_path, lines)
+    (verdict,) = session.measure(run, "embed_latency", markers.Target(_Server(), None), {})
+    assert verdict.measured == decided and len(lines) == runs - 1
+    assert run.verdicts == [verdict]  # recorded once, whatever was measured
+    assert len(run.timings) == 1  # only the deciding window's samples are kept
     if runs == 2:
         assert lines[0].startswith("@pytest.mark.embed_latency: latency_p50_ms regressed; measuring again")
-        assert found.note == "batch 1; second run, the first regressed (50)"
+        assert verdict.note == "batch 1; second run, the first regressed (50)"
 
 
-def test_untimed_markers_are_measured_once(monkeypatch):
+def test_untimed_markers_are_measured_once(monkeypatch, tmp_path):
     calls = []
-    monkeypatch.setitem(markers.MARKERS, "embed_drift", lambda target: calls.append(1) or
-                        [markers.Measurement("drift_min_cosine", 0.5)])
-    markers.measure("embed_drift", markers.Target(server=None, model="m"), {}, lambda found: ["drift_min_cosine"])
+    monkeypatch.setitem(markers.MARKERS, "embed_drift", lambda target: calls.append(1) or markers.Measured(
+        [markers.Measurement("drift_min_cosine", 0.5)]))
+    session, run = _session_with_latency_baseline(tmp_path, [])
+    session.measure(run, "embed_drift", markers.Target(_Server(), None), {})
     assert calls == [1]  # a wrong vector is wrong every time: no second look
 
 
@@ -86,11 +105,6 @@ def test_the_sampler_keeps_under_its_cpu_share_however_costly_a_sample():
     assert capped.peak == uncapped.peak == 1
     assert capped.samples <= 3  # 20 ms / 5% = one sample every 0.4 s
     assert uncapped.samples >= 3 * capped.samples
-
-
-def test_latency_summary_is_in_milliseconds():
-    summary = latency_summary([0.010, 0.020, 0.030])
-    assert summary["latency_p50_ms"] == pytest.approx(20.0) and summary["latency_mean_ms"] == pytest.approx(20.0)
 
 
 def test_a_server_that_miscounts_tokens_gives_no_figure():

@@ -129,7 +129,7 @@ def test_exposing_the_server_needs_an_option_and_warns(pytester):
     assert "accept connections from other machines" not in quiet.stdout.str()
     exposed = pytester.runpytest("--embed-model=minilm", "--embed-host=0.0.0.0", "--collect-only", "-q")
     exposed.stdout.fnmatch_lines(["*--embed-host 0.0.0.0: the SGLang server will accept connections from other "
-                                  "machines; protect it with --embed-api-key*"])
+                                  "machines; protect it with EMBEDEVAL_API_KEY*"])
 
 
 def test_an_exposed_server_is_still_reached_over_loopback():

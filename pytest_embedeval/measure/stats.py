@@ -15,6 +15,10 @@ def percentile(q: float):
     return partial(np.percentile, q=q)
 
 
+# The summaries a timed figure can be, by the name a Measurement gives its statistic.
+STATISTICS = {"p50": percentile(50), "p90": percentile(90), "p99": percentile(99), "mean": np.mean}
+
+
 def interval(samples, statistic=np.mean, confidence: float = CONFIDENCE, resamples: int = 2000,
              seed: int = 0) -> tuple[float, float]:
     """Bootstrap confidence interval of ``statistic(samples)`` (scipy's BCa; percentile method as fallback).
@@ -55,14 +59,3 @@ def ratio_interval(measured, baseline, statistic=np.mean, confidence: float = CO
                              method="percentile", random_state=np.random.default_rng(seed), vectorized=True)
     low, high = result.confidence_interval
     return float(low), float(high)
-
-
-def latency_summary(seconds) -> dict[str, float]:
-    """p50, p90, p99 and mean, in milliseconds."""
-    ms = np.asarray(seconds, dtype=float) * 1000.0
-    return {
-        "latency_p50_ms": float(np.percentile(ms, 50)),
-        "latency_p90_ms": float(np.percentile(ms, 90)),
-        "latency_p99_ms": float(np.percentile(ms, 99)),
-        "latency_mean_ms": float(ms.mean()),
-    }

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .baselines import ModelBaselines
-from .report import table
-from .results import ModelRun
-from .verdicts import format_value
-from .metrics import metric
+from ..store.baselines import ModelBaselines
+from .tables import table
+from ..results import ModelRun
+from ..verdicts import format_value
+from ..metrics import metric
 
 # (row label, metric name); the memory row takes GPU memory, else host memory.
 ROWS = (

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .baselines import write_atomically
-from .metrics import EXACT, HIGHER, metric
-from .report import diff_table, verdict_table
-from .results import Run
-from .verdicts import Outcome
+from ..store.files import write_atomically
+from ..metrics import EXACT, HIGHER, metric
+from .tables import diff_table, verdict_table
+from ..results import Run
+from ..verdicts import Outcome
 
 
 def append_step_summary(run: Run, path: Path, updates: dict | None = None) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from .baselines import Change, ModelBaselines
-from .verdicts import Outcome, Verdict, format_value
-from .metrics import CATALOGUE, metric
+from ..store.baselines import Change, ModelBaselines
+from ..verdicts import Outcome, Verdict, format_value
+from ..metrics import CATALOGUE, metric
 
-_ORDER = {Outcome.REGRESSED: 0, Outcome.NO_BASELINE: 1, Outcome.IMPROVED: 2, Outcome.PASSED: 3}
+_ORDER = {Outcome.NOT_A_NUMBER: 0, Outcome.REGRESSED: 0, Outcome.NO_BASELINE: 1, Outcome.IMPROVED: 2,
+          Outcome.PASSED: 3}
+_FAILING = (Outcome.REGRESSED, Outcome.NOT_A_NUMBER)
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[str]], markdown: bool = False) -> str:
@@ -22,20 +24,21 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]], markdown: bool 
 
 
 def verdict_table(verdicts: Iterable[Verdict], markdown: bool = False) -> str:
-    """metric, baseline (profile, source), measured, delta, tolerance, verdict; regressions first."""
+    """metric, baseline (profile, source), measured, its 95% CI, delta, tolerance, verdict; failures first."""
     ordered = sorted(verdicts, key=lambda v: (_ORDER[v.outcome], v.metric))
     rows = [
         (
             v.metric,
             format_value(v.baseline, v.unit) + (f" ({v.profile}, {v.source})" if v.source else ""),
             format_value(v.measured, v.unit),
+            f"{v.interval[0]:.4g}..{v.interval[1]:.4g}" if v.interval else "-",
             v.delta_text(),
             v.tolerance or "-",
-            v.outcome.value.upper() if v.outcome is Outcome.REGRESSED else v.outcome.value,
+            v.outcome.value.upper() if v.outcome in _FAILING else v.outcome.value,
         )
         for v in ordered
     ]
-    return table(("metric", "baseline", "measured", "delta", "tolerance", "verdict"), rows, markdown)
+    return table(("metric", "baseline", "measured", "95% CI", "delta", "tolerance", "verdict"), rows, markdown)
 
 
 def diff_table(changes: Iterable[Change], markdown: bool = False) -> str:

@@ -25,21 +25,20 @@ only what changed), under a lock, through a temporary file and a rename.
 from __future__ import annotations
 
 import datetime as _dt
-import fcntl
 import math
-import os
 import re
 import tempfile
 import tomllib
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import tomlkit
 
-from .hardware import ANY, HardwareProfile
-from .metrics import EXACT, Tolerance, metric
-from .verdicts import Outcome, Verdict, compare
+from ..hardware import ANY, HardwareProfile
+from ..metrics import EXACT, Tolerance, metric
+from ..names import safe_name
+from ..verdicts import Outcome, Verdict, compare
+from .files import inside, locked, remove_stale_temporaries, write_atomically
 
 SOURCES = ("article", "official", "measured")
 _PROFILE_FIELDS = {"hardware", "engine", "dtype", "source", "date", "machine", "software", "note", "metrics"}
@@ -138,6 +137,10 @@ def _entry(path: Path, where: str, raw) -> Entry:
     if unknown:
         raise BaselineError(path, f"{where}.{unknown[0]}", f"unknown field; expected one of {sorted(_ENTRY_FIELDS)}")
     value = _require(path, where, table, "value", (int, float), "a number")
+    if not math.isfinite(value):
+        # TOML has nan and inf literals; a baseline of NaN would make every later comparison pass.
+        raise BaselineError(path, f"{where}.value", f"expected a finite number, got {value!r}; "
+                            "restore the figure from version control or re-record it with --embed-update-baselines")
     tolerance = None
     if "tolerance" in table:
         name = where.rsplit(".", 1)[-1]
@@ -188,7 +191,13 @@ def load(path: Path) -> ModelBaselines:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise BaselineError(path, "syntax", str(exc)) from None
+    except UnicodeDecodeError as exc:
+        raise BaselineError(path, f"byte {exc.start}", "not UTF-8 text; TOML files must be saved as UTF-8") from None
     model = _require(path, "top level", data, "model", str, "the model alias, e.g. \"qwen3-4b\"")
+    try:
+        safe_name(model, "model alias")
+    except ValueError as exc:
+        raise BaselineError(path, "model", str(exc)) from None
     if path.stem != model:
         raise BaselineError(path, "model", f"the file of model {model!r} must be named {model}.toml")
     profiles = data.get("profiles", {})
@@ -230,80 +239,51 @@ class Change:
         return not self.action.startswith("refused")
 
 
-@contextmanager
-def locked(directory: Path):
-    """One writer at a time (pytest-xdist workers, parallel jobs): flock on the directory itself."""
-    directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
-
-
-def write_bytes_atomically(path: Path, data: bytes) -> None:
-    """Readers see the old file or the new one, never a mix: write beside it, fsync, rename."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes it private; a reviewed file is not
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def write_atomically(path: Path, text: str) -> None:
-    write_bytes_atomically(path, text.encode("utf-8"))
-
-
 def profile_name(here: HardwareProfile) -> str:
-    return f"{here.hardware}-{here.engine}-{here.dtype}"
+    """The profile's name, which is also a file name under vectors/ and timings/."""
+    return "-".join(safe_name(part, what) for part, what in
+                    ((here.hardware, "hardware key"), (here.engine, "engine name"), (here.dtype, "dtype")))
 
 
 def update(
     directory: Path,
     model: str,
     here: HardwareProfile,
-    measurements: dict[str, float],
+    verdicts: list[Verdict],
     *,
     machine: str,
     software: str,
     accept_regressions: bool = False,
     today: _dt.date | None = None,
 ) -> list[Change]:
-    """Write measured values into the "measured" profile for this hardware.
+    """Write the figures of ``verdicts`` into the "measured" profile for this hardware.
 
-    A value that regressed against the current baseline is refused (kept as it was) unless
-    ``accept_regressions``: a baseline is never weakened silently.
+    The verdicts are the ones the run's tests got: the update never judges again, so a figure
+    that passed its test is written, and one that regressed there is refused (kept as it was)
+    unless ``accept_regressions``. A figure that is not a number is never written.
     """
     directory = Path(directory)
-    path = directory / f"{model}.toml"
+    path = inside(directory, directory / f"{model}.toml", "the baseline file")
+    latest = {v.metric: v for v in verdicts if metric(v.metric).fixed_baseline is None}
     with locked(directory):
         # Re-read under the lock: another worker may have written since this run started.
         current = load(path) if path.exists() else ModelBaselines(path, model, {})
         document = tomlkit.parse(path.read_text(encoding="utf-8")) if path.exists() else _new_document(model)
         name = profile_name(here)
         changes = []
-        for metric_name, value in sorted(measurements.items()):
+        for metric_name, verdict in sorted(latest.items()):
             old = current.profiles[name].metrics.get(metric_name) if name in current.profiles else None
-            verdict = current.compare(metric_name, value, here)
-            if old is None:
-                action = "new"
+            value = verdict.measured
+            if verdict.outcome is Outcome.NOT_A_NUMBER:
+                action = "refused: not a number"
             elif verdict.outcome is Outcome.REGRESSED:
                 action = "accepted regression" if accept_regressions else "refused: regressed"
+            elif old is None:
+                action = "new"
             else:
                 action = "unchanged" if old.value == value else "updated"
             changes.append(Change(metric_name, old.value if old else None, value, action, verdict))
-        for stale in directory.glob(f".{path.name}.*.tmp"):  # left by a writer that was SIGKILLed
-            stale.unlink(missing_ok=True)
+        remove_stale_temporaries(path)
         written = [c for c in changes if c.written and c.action != "unchanged"]
         if written:
             _apply(document, name, here, written, machine, software, today or _dt.date.today())

@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest_benchmark
-from pytest_benchmark.plugin import pytest_benchmark_generate_machine_info
 from pytest_benchmark.stats import Stats
 from pytest_benchmark.utils import get_commit_info
 
-from .baselines import BaselineError, locked, write_atomically
+from .baselines import BaselineError
+from .files import inside, locked, write_atomically
 
 
 @dataclass
@@ -64,12 +65,24 @@ def _benchmark(timing: Timing, group: str) -> dict:
     }
 
 
+def machine_info() -> dict:
+    """The fields pytest-benchmark's own machine info has, read without importing its pytest plugin."""
+    from cpuinfo import get_cpu_info  # pytest-benchmark's dependency; slow (~1 s), so only when writing
+
+    return {"node": platform.node(), "processor": platform.processor(), "machine": platform.machine(),
+            "python_compiler": platform.python_compiler(),
+            "python_implementation": platform.python_implementation(),
+            "python_implementation_version": platform.python_version(), "python_version": platform.python_version(),
+            "python_build": list(platform.python_build()), "release": platform.release(),
+            "system": platform.system(), "cpu": get_cpu_info()}
+
+
 def document(timings: dict[str, list[Timing]], machine: dict | None = None) -> dict:
     """A pytest-benchmark JSON document; ``timings`` maps a model to its timings (the benchmark group)."""
-    machine_info = pytest_benchmark_generate_machine_info()
-    machine_info.update(machine or {})
+    info = machine_info()
+    info.update(machine or {})
     return {
-        "machine_info": machine_info,
+        "machine_info": info,
         "commit_info": get_commit_info(),
         "benchmarks": [_benchmark(t, model) for model, entries in timings.items() for t in entries],
         "datetime": _dt.datetime.now(_dt.timezone.utc).isoformat(),
@@ -84,7 +97,7 @@ class TimingStore:
     directory: Path
 
     def path(self, model: str, profile: str) -> Path:
-        return Path(self.directory) / "timings" / model / f"{profile}.json"
+        return inside(self.directory, Path(self.directory) / "timings" / model / f"{profile}.json", "timings")
 
     def load(self, model: str, profile: str) -> dict[str, list[float]]:
         """Samples by timing name; empty when none were stored."""
@@ -110,6 +123,5 @@ class TimingStore:
                 kept = [b for b in old.get("benchmarks", []) if b.get("name") not in names]
             data = document({model: timings}, machine)
             data["benchmarks"] = kept + data["benchmarks"]
-            path.parent.mkdir(parents=True, exist_ok=True)
             write_atomically(path, json.dumps(data, indent=2))
         return path

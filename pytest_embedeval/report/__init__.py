@@ -1,0 +1,73 @@
+"""Reports people read, all rendered from one finished run session: the verdicts as they were recorded.
+
+``tables`` (text and Markdown tables), ``github`` (step summary, github-action-benchmark files),
+``compare`` (models side by side, the chart). ``sections`` and ``write_files`` are what a run ends with.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .tables import diff_table, store_table, table, verdict_table
+
+__all__ = ["diff_table", "sections", "store_table", "table", "verdict_table", "write_files"]
+
+
+def sections(session) -> list[tuple[str, str, dict]]:
+    """(title, body, markup) of every section the terminal shows at the end of a run."""
+    run, found = session.run, []
+    for model_run in run.models.values():
+        if model_run.verdicts:
+            found.append((f"embedeval: {model_run.model} on {model_run.profile}",
+                          verdict_table(model_run.verdicts), {}))
+    for model, changes in session.updates.items():
+        lines = [diff_table(changes)]
+        lines += [f"written with the baselines: {stored}" for stored in run.models[model].stored_files]
+        found.append((f"embedeval: baseline update for {model} ({session.store.baselines.for_model(model).path})",
+                      "\n".join(lines), {}))
+        refused = [c.metric for c in changes if not c.written]
+        if refused:
+            found.append(("embedeval: baselines kept", f"refused to write {', '.join(refused)}: the old baselines "
+                          "stay. Re-run with --embed-accept-regressions if a regression is intended "
+                          "(a figure that is not a number is never written).", {"red": True}))
+    if len(run.models) > 1:
+        from .compare import comparison_table
+
+        found.append(("embedeval: models side by side (article's figures in brackets)",
+                      comparison_table(list(run.models.values()), session.store.baselines.models), {}))
+    return found
+
+
+def write_files(session, settings) -> list[Path]:
+    """The JSON report, github-action-benchmark and pytest-benchmark files, the step summary, the chart."""
+    from .. import environment
+    from ..session import machine_info
+    from ..store.files import write_atomically
+
+    run, written = session.run, []
+    run.environment = environment.collect()
+    if settings.report_path:
+        write_atomically(settings.report_path, run.to_json())
+        written.append(settings.report_path)
+    if settings.benchmark_dir:
+        from .github import write_benchmark_files
+
+        write_benchmark_files(run, settings.benchmark_dir)
+    if settings.benchmark_json:
+        from ..store.timings import document
+
+        timings = {model: model_run.timings for model, model_run in run.models.items() if model_run.timings}
+        machine = machine_info(next(iter(run.models.values())))
+        write_atomically(settings.benchmark_json, json.dumps(document(timings, machine), indent=2))
+        written.append(settings.benchmark_json)
+    if os.environ.get("GITHUB_STEP_SUMMARY"):
+        from .github import append_step_summary
+
+        append_step_summary(run, Path(os.environ["GITHUB_STEP_SUMMARY"]), session.updates)
+    if settings.chart_path:
+        from .compare import chart
+
+        written.append(chart(list(run.models.values()), settings.chart_path))
+    return written

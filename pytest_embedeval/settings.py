@@ -1,0 +1,175 @@
+"""A run's settings, read from pytest's options and ini values by name, and checked with a sentence each.
+
+Kept free of pytest: the plugin hands in two look-up functions and turns ``SettingsError`` into a
+usage error. Nothing here boots, imports torch or reads a baseline.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .names import safe_name
+
+API_KEY_ENV = "EMBEDEVAL_API_KEY"
+LOCALHOST = "127.0.0.1"
+
+
+# The command-line options, as pytest's addoption takes them; the plugin registers them, nothing more.
+OPTIONS = [
+    ("--embed-model", dict(action="append", default=[], metavar="MODEL", help="model alias or local model directory; repeat (or comma-separate) for several (default: minilm)")),
+    ("--embed-url", dict(metavar="URL", help="test an already-running OpenAI-compatible server instead of booting one")),
+    ("--embed-device", dict(choices=("auto", "cpu", "cuda"), default=None, help="where SGLang runs (default: auto, cuda when NVML sees a GPU)")),
+    ("--embed-server-arg", dict(action="append", default=[], metavar="ARG", help="extra SGLang launch argument(s), e.g. --embed-server-arg='--mem-fraction-static 0.6'")),
+    ("--embed-boot-timeout", dict(type=float, default=None, metavar="SECONDS", help="give up booting the server after this long (default 600)")),
+    ("--embed-request-timeout", dict(type=float, default=None, metavar="SECONDS", help="give up on one request to the server after this long; the client tries 3 times (default 120)")),
+    ("--embed-api-key", dict(default=None, metavar="KEY", help="API key the server requires (SGLang --api-key); better: set EMBEDEVAL_API_KEY")),
+    ("--embed-baselines", dict(default=None, metavar="DIR", help="baseline directory (default: baselines/)")),
+    ("--embed-hardware", dict(default=None, metavar="KEY", help="hardware key for baselines instead of the detected one (e.g. a100-80gb-x1, cpu-2c)")),
+    ("--embed-strict", dict(action="store_true", help="a metric with no baseline for this hardware fails its test")),
+    ("--embed-update-baselines", dict(action="store_true", help="write this run's measurements as the baselines of this hardware, and print the diff")),
+    ("--embed-accept-regressions", dict(action="store_true", help="with --embed-update-baselines: also write values that regressed")),
+    ("--embed-report", dict(default=None, metavar="PATH", help="write every measurement and verdict as JSON")),
+    ("--embed-benchmark-dir", dict(default=None, metavar="DIR", help="write smaller-is-better.json and bigger-is-better.json for github-action-benchmark")),
+    ("--embed-benchmark-json", dict(default=None, metavar="PATH", help="write every request's latency in pytest-benchmark's JSON format (pytest-benchmark compare reads it)")),
+    ("--embed-chart", dict(default=None, metavar="PNG", help="write a chart of latency and throughput per model")),
+    ("--embed-gpus", dict(default=None, metavar="LIST", help="GPUs to use, e.g. 0,1,2,3; with pytest-xdist each worker gets one GPU and its own server")),
+    ("--embed-host", dict(default=None, metavar="ADDRESS", help="address the booted server listens on (default 127.0.0.1; anything else exposes it, with a warning)")),
+    ("--embed-allow-downloads", dict(action="store_true", help="let this run fetch models and datasets from the Hugging Face hub (default: offline)")),
+]
+INI = {"embed_model": ("default model(s) when --embed-model is not given", "args", None),
+       "embed_device": ("default for --embed-device", None, "auto"),
+       "embed_boot_timeout": ("default for --embed-boot-timeout (seconds)", None, "600"),
+       "embed_request_timeout": ("default for --embed-request-timeout (seconds)", None, "120"),
+       "embed_baselines": ("default for --embed-baselines", None, "baselines")}
+
+
+class SettingsError(ValueError):
+    """An option or ini value that cannot be used: names it, says what was expected."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    specs: list
+    url: str | None
+    device: str
+    server_args: tuple[str, ...]
+    boot_timeout: float
+    request_timeout: float
+    api_key: str | None = field(repr=False)  # a repr reaches tracebacks: never the key
+    hardware: str | None
+    strict: bool
+    update_baselines: bool
+    accept_regressions: bool
+    baselines: Path
+    report_path: Path | None
+    benchmark_dir: Path | None
+    benchmark_json: Path | None
+    chart_path: Path | None
+    gpus: tuple[int, ...] | None
+    host: str
+    allow_downloads: bool
+
+
+def read(option: Callable[[str], Any], ini: Callable[[str], Any], rootpath: Path) -> Settings:
+    """Settings from ``option(name)`` (command line, pytest's dest names) and ``ini(name)``."""
+    from .registry import DEFAULT_ALIAS, ModelConfigError, Registry, UnknownModelError
+
+    names = [name.strip() for value in option("embed_model") for name in value.split(",")]
+    names = [name for name in names if name] or ini("embed_model") or [DEFAULT_ALIAS]
+    try:
+        registry = Registry.for_project(rootpath)
+        specs = [registry.resolve(name) for name in dict.fromkeys(names)]
+    except (UnknownModelError, ModelConfigError) as exc:
+        raise SettingsError(str(exc)) from None
+    if option("embed_url") and len(specs) > 1:
+        raise SettingsError("--embed-url tests one server: pass exactly one --embed-model with it")
+    if option("embed_accept_regressions") and not option("embed_update_baselines"):
+        raise SettingsError("--embed-accept-regressions only means something with --embed-update-baselines")
+    hardware = option("embed_hardware")
+    if hardware:
+        try:
+            safe_name(hardware, "--embed-hardware key")
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+    path = lambda name: Path(option(name)) if option(name) else None  # noqa: E731
+    device = option("embed_device") or ini("embed_device")
+    if device not in ("auto", "cpu", "cuda"):
+        raise SettingsError(f"embed_device: expected auto, cpu or cuda, got {device!r}")
+    return Settings(
+        specs=specs,
+        url=option("embed_url"),
+        device=device,
+        server_args=tuple(arg for value in option("embed_server_arg") for arg in shlex.split(value)),
+        boot_timeout=option("embed_boot_timeout") or _seconds(ini, "embed_boot_timeout"),
+        request_timeout=option("embed_request_timeout") or _seconds(ini, "embed_request_timeout"),
+        api_key=option("embed_api_key") or os.environ.get(API_KEY_ENV) or None,
+        hardware=hardware,
+        strict=bool(option("embed_strict")),
+        update_baselines=bool(option("embed_update_baselines")),
+        accept_regressions=bool(option("embed_accept_regressions")),
+        baselines=rootpath / (option("embed_baselines") or ini("embed_baselines")),
+        report_path=path("embed_report"),
+        benchmark_dir=path("embed_benchmark_dir"),
+        benchmark_json=path("embed_benchmark_json"),
+        chart_path=path("embed_chart"),
+        gpus=_gpus(option("embed_gpus")),
+        host=option("embed_host") or LOCALHOST,
+        allow_downloads=bool(option("embed_allow_downloads")),
+    )
+
+
+def _seconds(ini: Callable[[str], Any], name: str) -> float:
+    raw = ini(name)
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise SettingsError(f"ini value {name} = {raw!r}: expected a number of seconds, like 600") from None
+    if not value > 0:
+        raise SettingsError(f"ini value {name} = {raw!r}: expected a positive number of seconds")
+    return value
+
+
+def _gpus(value: str | None) -> tuple[int, ...] | None:
+    if not value:
+        return None
+    try:
+        wanted = tuple(int(part) for part in value.split(","))
+    except ValueError:
+        raise SettingsError(f"--embed-gpus takes GPU indexes like 0,1,2,3, got {value!r}") from None
+    present = gpu_count()
+    if present == 0:
+        raise SettingsError(f"--embed-gpus {value}: NVML sees no GPU on this machine. "
+                            "Drop --embed-gpus to run on the CPU (pytest -n N then boots one server per worker).")
+    missing = [i for i in wanted if not 0 <= i < present]
+    if missing:
+        raise SettingsError(f"--embed-gpus {value}: this machine has GPUs 0..{present - 1}; no GPU {missing[0]}")
+    return wanted
+
+
+def gpu_count() -> int:
+    from .hardware import gpu_names
+
+    return len(gpu_names()[0])
+
+
+def worker_gpus(gpus: tuple[int, ...] | None, worker: str | None, device: str) -> tuple[int, ...] | None:
+    """The GPUs one server may use: under pytest-xdist, one GPU per worker, round-robin (gw0 the first).
+
+    Without --embed-gpus, workers on a GPU host still get one GPU each, so that ``pytest -n 4`` does
+    not boot four servers onto GPU 0.
+    """
+    if worker is None:
+        return gpus
+    if gpus is None:
+        if device == "cpu":
+            return None
+        count = gpu_count()
+        if count == 0:
+            return None
+        gpus = tuple(range(count))
+    return (gpus[int(worker.removeprefix("gw")) % len(gpus)],)

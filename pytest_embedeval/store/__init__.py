@@ -1,0 +1,37 @@
+"""The baseline store: a directory (``baselines/``) reviewed in pull requests.
+
+    baselines/<model>.toml                      figures, tolerances and provenance (baselines.py)
+    baselines/vectors/<model>/<profile>.npz     probe vectors for the drift check (vectors.py)
+    baselines/timings/<model>/<profile>.json    per-request samples, pytest-benchmark's format (timings.py)
+
+Every write goes through ``files``: one writer at a time, atomic renames, nothing outside the directory.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from .baselines import BaselineError, BaselineStore, Change, ModelBaselines, profile_name
+from .timings import TimingStore
+from .vectors import VectorFileError, VectorStore
+
+
+class Store:
+    """The three kinds of file of one baseline directory."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+        self.baselines = BaselineStore(self.directory)  # validated now: a broken file stops a run before a boot
+
+    @cached_property
+    def vectors(self) -> VectorStore:
+        return VectorStore(self.directory)
+
+    @cached_property
+    def timings(self) -> TimingStore:
+        return TimingStore(self.directory)
+
+
+__all__ = ["BaselineError", "BaselineStore", "Change", "ModelBaselines", "Store", "TimingStore", "VectorFileError",
+           "VectorStore", "profile_name"]
