@@ -233,6 +233,68 @@ def test_a_server_that_is_not_ours_on_our_port_fails_the_boot_naming_it(tmp_path
         server.squatter.wait(5)
 
 
+# -- pytest killed with -9: a server whose worker leaves the tree and ignores SIGTERM ----------------------
+
+PYTEST_STANDIN = textwrap.dedent('''
+    # Plays pytest: starts a server through SGLangServer.start() and is then killed with -9.
+    import sys
+    from pathlib import Path
+    from pytest_embedeval.engines.sglang import SGLangServer
+    from pytest_embedeval.registry import Registry
+
+    # A STAND-IN server (not SGLang): its worker double-forks out of the tree and ignores SIGTERM, as
+    # SGLang's detokenizer and multiprocessing's resource tracker, re-parented to init, outlived pytest.
+    SERVER = """
+    import os, signal, time
+    if os.fork() == 0:
+        if os.fork() == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            time.sleep(600)
+        os._exit(0)
+    print("stand-in: loading weights forever", flush=True)
+    time.sleep(600)
+    """
+
+    class Orphaning(SGLangServer):
+        @property
+        def argv(self):
+            return [sys.executable, "-c", SERVER]
+
+        def _start_watchdog(self):
+            if sys.argv[2] == "watchdog":
+                super()._start_watchdog()
+            Path(sys.argv[1]).write_text(str(self.process.pid))
+
+    Orphaning(Registry().resolve("minilm"), log_path=Path(sys.argv[1]).with_suffix(".log"), boot_timeout=600,
+              api_key="k-123").start()
+''')
+
+
+@pytest.mark.parametrize("watchdog", ["watchdog", "no watchdog (control)"])
+def test_kill_9_of_pytest_ends_workers_that_left_the_tree_and_ignore_sigterm(tmp_path, watchdog):
+    pid_file = tmp_path / "server.pid"
+    pytest_standin = subprocess.Popen([sys.executable, "-c", PYTEST_STANDIN, str(pid_file), watchdog])
+    deadline = time.monotonic() + 30
+    while not (pid_file.exists() and pid_file.read_text()
+               and len(session_members(int(pid_file.read_text()))) >= 2):
+        assert time.monotonic() < deadline and pytest_standin.poll() is None, "the stand-in server did not start"
+        time.sleep(0.1)
+    session = int(pid_file.read_text())
+    pytest_standin.kill()
+    pytest_standin.wait(5)
+    time.sleep(10)
+    left = session_members(session)
+    try:
+        if watchdog == "watchdog":
+            assert left == []
+            assert not (tmp_path / "server.sglang-config.yaml").exists()  # the key file went too
+        else:  # what the watchdog is for: PR_SET_PDEATHSIG ended the root, the worker lives on
+            assert len(left) == 1
+    finally:
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)
+
+
 # -- real servers: pytest killed with -9 -------------------------------------------------------------
 
 KILL_SUITE = """
