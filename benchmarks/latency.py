@@ -34,6 +34,7 @@ import httpx
 import numpy as np
 
 from pytest_embedeval import markers
+from pytest_embedeval.client import EmbeddingClient
 from pytest_embedeval.engines.sglang import SGLangServer
 from pytest_embedeval.registry import Registry
 
@@ -177,10 +178,10 @@ def main() -> None:
     server.start()
     try:
         print(f"server {server.url} booted in {server.boot_seconds:.1f} s; log {server.log_path}", flush=True)
-        target = MeteredTarget(server, spec.alias)
+        target = MeteredTarget(server, EmbeddingClient(server.url, spec.alias))
         target.windows = []
         found = {m.metric: m for m in markers.embed_latency(target, batch_size=1, tokens=args.tokens,
-                                                            requests=args.requests)}
+                                                            requests=args.requests).measurements}
         reference = None
         if not args.no_reference:
             # Same texts, same server, right after: how much of the gap would any client see?

@@ -8,10 +8,10 @@ between clean and slowed runs; one direct run shows what the proxy itself costs.
 A reference run of `markers.embed_latency` (batch 1, 128 tokens, the marker's defaults: 20 warm-up + 200
 measured requests) is written as the baseline, exactly as `--embed-update-baselines` writes it: its four figures
 (p50, p90, p99, mean) into a scratch baselines directory's TOML, every request's latency into its timings
-file. Every later run is judged as the plugin judges it: `ModelBaselines.compare` with the run's ratio
-interval against the stored samples (both runs resampled; the metrics' default tolerances; a regression only
-when the whole 95% interval lies beyond the tolerance; a first window that regressed is measured again and the
-second decides, `markers.measure`). A run fails, as its test would, when any figure regressed.
+file. Every later run is judged by the plugin's own judge, `RunSession.measure`: the run's ratio interval
+against the stored samples (both runs resampled; the metrics' default tolerances; a regression only when the
+whole 95% interval lies beyond the tolerance; a first window that regressed is measured again and the second
+decides). A run fails, as its test would, when any figure regressed.
 
   clean: --clean back-to-back runs, no delay. Goal: 0 false regressions.
   slow:  --slow runs with the proxy waiting --slowdown (0.3) x the baseline p50 before forwarding each request
@@ -34,12 +34,15 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from pytest_embedeval import baselines, markers
+from pytest_embedeval import markers
+from pytest_embedeval.client import EmbeddingClient
 from pytest_embedeval.engines.sglang import SGLangServer, free_port
 from pytest_embedeval.hardware import HardwareProfile
 from pytest_embedeval.metrics import metric
 from pytest_embedeval.registry import ModelSpec, Registry
-from pytest_embedeval.timings import TimingStore
+from pytest_embedeval.results import ModelRun
+from pytest_embedeval.session import Policy, RunSession
+from pytest_embedeval.store import Store
 from pytest_embedeval.verdicts import Outcome
 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
@@ -119,15 +122,16 @@ HERE = HardwareProfile("cpu-noise", "sglang", "float32")
 
 
 FIGURES = ("latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_mean_ms")
+ARGUMENTS = {"batch_size": 1, "tokens": 128}
 
 
-def measure(target: markers.Target, requests: int, judge=None) -> dict[str, markers.Measurement]:
-    """The marker as the plugin runs it: with ``judge``, a regression is measured a second time."""
-    target.timings.clear()
-    arguments = {"batch_size": 1, "tokens": 128, "requests": requests}
-    found = (markers.measure("embed_latency", target, arguments, judge) if judge
-             else markers.embed_latency(target, **arguments))
-    return {m.metric: m for m in found}
+def judged_run(store: Path, target: markers.Target, requests: int, update: bool = False) -> dict:
+    """One run of the marker, judged by the plugin's own session (as a test would be): metric -> verdict."""
+    session = RunSession(Store(store), Policy(update=update), progress=lambda line: None)
+    run = session.open_model(ModelRun(target.server.spec.alias, HERE, "noise.py", "noise.py"))
+    verdicts = session.measure(run, "embed_latency", target, {**ARGUMENTS, "requests": requests})
+    session.finish()
+    return {v.metric: v for v in verdicts}
 
 
 def main() -> None:
@@ -142,39 +146,25 @@ def main() -> None:
     spec = Registry().resolve("minilm")
     server = SGLangServer(spec, device="cpu", log_path=workdir / "server.log")
     store = workdir / "baselines"
-    samples, profile = TimingStore(store), baselines.profile_name(HERE)
     rows = []
     server.start()
     try:
         print(f"server {server.url} booted in {server.boot_seconds:.1f} s; log {server.log_path}", flush=True)
         with DelayingProxy(server.url) as proxy:
-            proxied = markers.Target(ProxiedServer(proxy.url, spec), spec.alias, samples=samples, profile=profile)
-            direct = measure(markers.Target(server, spec.alias), args.requests)["latency_p50_ms"].value
+            proxied = markers.Target(ProxiedServer(proxy.url, spec), EmbeddingClient(proxy.url, spec.alias))
+            direct_target = markers.Target(server, EmbeddingClient(server.url, spec.alias))
+            direct = markers.embed_latency(direct_target, **ARGUMENTS, requests=args.requests).measurements[0].value
             started = time.monotonic()
-            reference = measure(proxied, args.requests)
-            baselines.update(store, spec.alias, HERE, {name: m.value for name, m in reference.items()},
-                             machine="noise.py", software="noise.py")
-            samples.save(spec.alias, profile, proxied.timings)
-            stored = baselines.BaselineStore(store).for_model(spec.alias)
-            baseline = stored.find("latency_p50_ms", HERE)[1].value
+            baseline = judged_run(store, proxied, args.requests, update=True)["latency_p50_ms"].measured
             print(f"direct run (no proxy): p50 {direct:.2f} ms; reference run through the proxy: p50 {baseline:.2f} ms "
                   f"(load {os.getloadavg()[0]:.2f}) -> baseline and samples in {store} "
                   f"({time.monotonic() - started:.0f} s per run)", flush=True)
 
-            def verdicts(found) -> dict:
-                return {m.metric: stored.compare(m.metric, m.value, HERE, interval=m.interval,
-                                                 ratio_interval=m.ratio_interval, sampled_baseline=m.sampled_baseline)
-                        for m in found}
-
-            def regressed(found) -> list[str]:
-                return [name for name, v in verdicts(found).items() if v.outcome is Outcome.REGRESSED]
-
             def judge(kind: str, index: int) -> None:
-                found = measure(proxied, args.requests, judge=regressed)
-                judged = verdicts(found.values())
+                judged = judged_run(store, proxied, args.requests)
                 p50 = judged["latency_p50_ms"]
                 failed = [n for n, v in judged.items() if v.outcome is Outcome.REGRESSED]
-                second = any("second run" in (m.note or "") for m in found.values())
+                second = any("second run" in (v.note or "") for v in judged.values())
                 rows.append((kind, index, p50, failed, second, os.getloadavg()[0]))
                 print(f"{kind:6} {index:3d}  p50 {p50.measured:8.2f} ms  interval {p50.interval[0]:.2f}..{p50.interval[1]:.2f}"
                       f"  {p50.delta_text()}  p50 {p50.outcome.value}; regressed: {', '.join(failed) or '-'}"

@@ -40,6 +40,7 @@ from pathlib import Path
 import httpx
 
 from pytest_embedeval import markers
+from pytest_embedeval.client import EmbeddingClient
 from pytest_embedeval.engines.sglang import SGLangServer
 from pytest_embedeval.measure.inputs import texts_of_tokens
 from pytest_embedeval.registry import Registry
@@ -63,7 +64,7 @@ def server_counters(url: str) -> tuple[float, float]:
 def ours(target: markers.Target, tokens: int, requests: int, concurrency: int) -> dict:
     before = server_counters(target.url)
     found = markers.embed_throughput(target, batch_size=1, tokens=tokens, concurrency=concurrency,
-                                     requests=requests)
+                                     requests=requests).measurements
     after = server_counters(target.url)
     values = {m.metric: m.value for m in found}
     return {"req_s": values["throughput_requests_per_s"], "tok_s": values["throughput_tokens_per_s"],
@@ -180,12 +181,12 @@ def main() -> None:
     server.start()
     try:
         print(f"server {server.url} booted in {server.boot_seconds:.1f} s; work files in {workdir}", flush=True)
-        target = markers.Target(server, spec.alias)
+        target = markers.Target(server, EmbeddingClient(server.url, spec.alias))
         concurrency = args.concurrency
         if concurrency is None:
             started = time.monotonic()
             sweep = markers.embed_throughput(target, batch_size=1, tokens=args.tokens, sweep=True,
-                                             requests=args.sweep_requests)[0]
+                                             requests=args.sweep_requests).measurements[0]
             concurrency = int(re.search(r"concurrency (\d+)", sweep.note).group(1))
             print(f"plugin sweep (batch 1, {args.tokens} tokens, then {args.sweep_requests} requests at the chosen concurrency): "
                   f"max {sweep.value:.0f} tokens/s, {sweep.note} ({time.monotonic() - started:.0f} s)", flush=True)

@@ -6,6 +6,7 @@ import platform
 from importlib.metadata import PackageNotFoundError, version
 
 from . import __version__
+from .nvml import nvml
 from .hardware import cpu_model, gpu_names
 
 PACKAGES = ("sglang", "torch", "transformers", "sentence-transformers", "mteb", "openai", "numpy", "nvidia-ml-py")
@@ -21,15 +22,10 @@ def _version(package: str) -> str | None:
 def collect() -> dict:
     names, driver = gpu_names()
     cuda = None
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-        cuda_version = pynvml.nvmlSystemGetCudaDriverVersion()
-        cuda = f"{cuda_version // 1000}.{cuda_version % 1000 // 10}"
-        pynvml.nvmlShutdown()
-    except Exception:
-        pass
+    with nvml() as lib:
+        if lib is not None:
+            cuda_version = lib.nvmlSystemGetCudaDriverVersion()
+            cuda = f"{cuda_version // 1000}.{cuda_version % 1000 // 10}"
     return {
         "plugin": __version__,
         "python": platform.python_version(),

@@ -55,19 +55,14 @@ def cpu_model() -> str:
 
 def gpu_names(indexes: list[int] | None = None) -> tuple[list[str], str | None]:
     """Names of the GPUs (all, or those at ``indexes``) and the driver version; ([], None) without NVML."""
-    try:
-        import pynvml
+    from .nvml import nvml
 
-        pynvml.nvmlInit()
-    except Exception:
-        return [], None
-    try:
-        count = pynvml.nvmlDeviceGetCount()
-        chosen = indexes if indexes is not None else range(count)
-        names = [pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(i)) for i in chosen]
-        return [n.decode() if isinstance(n, bytes) else n for n in names], pynvml.nvmlSystemGetDriverVersion()
-    finally:
-        pynvml.nvmlShutdown()
+    with nvml() as lib:
+        if lib is None:
+            return [], None
+        chosen = indexes if indexes is not None else range(lib.nvmlDeviceGetCount())
+        names = [lib.nvmlDeviceGetName(lib.nvmlDeviceGetHandleByIndex(i)) for i in chosen]
+        return [n.decode() if isinstance(n, bytes) else n for n in names], lib.nvmlSystemGetDriverVersion()
 
 
 def visible_gpu_indexes() -> list[int] | None:

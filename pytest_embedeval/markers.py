@@ -36,6 +36,7 @@ class Measurement:
     tolerance: str | float | None = None  # this figure's own default, when it depends on the server
     timing: str | None = None  # the Timing whose per-request samples this figure summarises
     statistic: str | None = None  # how it summarises them: "p50", "p90", "p99" or "mean"
+    pair: tuple[float, float] | None = None  # a paired figure: the reference's and the candidate's own values
 
 
 @dataclass
@@ -58,6 +59,7 @@ class Target:
     stored_vectors: Callable[[], tuple | None] = lambda: None  # (texts, vectors) stored with the baselines
     update: bool = False  # --embed-update-baselines: a first recording compares the probe set with itself
     timeout: float = 120.0  # seconds for one request (--embed-request-timeout)
+    reference: "Target | None" = None  # a reference server measured side by side (paired.py)
 
     @property
     def url(self) -> str:
@@ -112,29 +114,43 @@ def embed_latency(target: Target, *, batch_size: int = 1, tokens: int = 128, req
     from .store.timings import Timing, timing_name
 
     batches = _batches(target, batch_size, tokens, warmup + requests)
-    target.load(batches[:warmup], concurrency=1)
-    result = target.load(batches[warmup:], concurrency=1)
-    _check_tokens(result, tokens)
+    for side in (target, target.reference) if target.reference else (target,):
+        side.load(batches[:warmup], concurrency=1)
+    note = f"batch {batch_size}, {tokens} tokens, {requests} requests after {warmup} warm-up"
+    paired_figures = []
+    if target.reference:
+        from . import paired
+
+        windows, reference = paired.latency_windows(target, batches[warmup:], tokens)
+        latencies = [s for window in windows for s in window]
+        paired_figures = paired.latency_figures(windows, reference, note)
+    else:
+        result = target.load(batches[warmup:], concurrency=1)
+        _check_tokens(result, tokens)
+        latencies = result.latencies
     name = timing_name("latency", batch_size, tokens)
-    timing = Timing(name, result.latencies, {"batch_size": batch_size, "tokens": tokens, "concurrency": 1})
-    ms = [s * 1000 for s in result.latencies]
-    note = f"batch {batch_size}, {tokens} tokens, {result.requests} requests after {warmup} warm-up"
+    timing = Timing(name, latencies, {"batch_size": batch_size, "tokens": tokens, "concurrency": 1})
+    ms = [s * 1000 for s in latencies]
     figures = [
         Measurement(f"latency_{statistic}_ms", float(stats.STATISTICS[statistic](ms)),
                     stats.interval(ms, stats.STATISTICS[statistic]), note, timing=name, statistic=statistic)
         for statistic in ("p50", "p90", "p99", "mean")
     ]
-    return Measured(figures, timings=[timing])
+    return Measured(figures + paired_figures, timings=[timing])
 
 
 SWEEP = (1, 2, 4, 8, 16, 32, 64)
 
 
-def _throughput_at(target: Target, batch_size: int, tokens: int, concurrency: int, count: int):
-    batches = _batches(target, batch_size, tokens, count + concurrency)
+def _throughput_at(target: Target, batch_size: int, tokens: int, concurrency: int, count: int,
+                   inputs: Target | None = None):
+    """One full run at ``concurrency``; ``inputs``: whose tokenizer makes the texts (the candidate's, in a pair)."""
+    inputs = inputs or target
+    batches = _batches(inputs, batch_size, tokens, count + concurrency)
     target.load(batches[:concurrency], concurrency)  # warm-up: one request per connection
     result = target.load(batches[concurrency:], concurrency)
-    _check_tokens(result, tokens)
+    if inputs.server.spec == target.server.spec:  # a swapped-in model's tokenizer counts its own way
+        _check_tokens(result, tokens)
     return result
 
 
@@ -164,7 +180,18 @@ def embed_throughput(target: Target, *, batch_size: int = 32, tokens: int = 128,
                 break
         concurrency = best_at
     count = requests or max(8 * concurrency, 48)
-    result = _throughput_at(target, batch_size, tokens, concurrency, count)
+    paired_figures = []
+    if target.reference:
+        from . import paired
+
+        per_window = max(count // paired.THROUGHPUT_WINDOWS, 2 * concurrency)
+        windows, reference = paired.throughput_windows(
+            target, lambda side: _throughput_at(side, batch_size, tokens, concurrency, per_window, inputs=target))
+        result = paired.pooled(windows)
+        paired_figures = [paired.throughput_figure(windows, reference, f"batch {batch_size}, {tokens} tokens, "
+                                                   f"concurrency {concurrency}")]
+    else:
+        result = _throughput_at(target, batch_size, tokens, concurrency, count)
     note = f"batch {batch_size}, {tokens} tokens, concurrency {concurrency}, {result.requests} requests"
     timing = Timing(timing_name("throughput", batch_size, tokens, concurrency), result.latencies,
                     {"batch_size": batch_size, "tokens": tokens, "concurrency": concurrency},
@@ -175,22 +202,31 @@ def embed_throughput(target: Target, *, batch_size: int = 32, tokens: int = 128,
     else:
         figures = [Measurement("throughput_tokens_per_s", result.tokens_per_s, None, note),
                    Measurement("throughput_requests_per_s", result.requests_per_s, None, note)]
-    return Measured(figures, timings=[timing])
+    return Measured(figures + paired_figures, timings=[timing])
 
 
 def embed_memory(target: Target, *, batch_size: int = 32, tokens: int = 128, requests: int = 16,
                  tolerance: str | None = None) -> Measured:
     """Memory of the server's process tree after load, and (on a GPU) the peak under load."""
+    figures = _memory(target, _batches(target, batch_size, tokens, requests))
+    if target.reference:
+        from . import paired
+
+        figures.append(paired.memory_figure(figures[0], _memory(target.reference, _batches(
+            target, batch_size, tokens, requests))[0]))
+    return Measured(figures)
+
+
+def _memory(target: Target, batches: list[list[str]]) -> list[Measurement]:
     from .measure.memory import PeakSampler, tree_pss_bytes
 
     server = target.server
     if server.process is None:
         raise NotMeasurable("server memory cannot be measured: --embed-url points at a server this run did not start")
-    batches = _batches(target, batch_size, tokens, requests)
     if server.device == "cpu":
         target.load(batches, concurrency=4)
-        return Measured([Measurement("host_memory_bytes", tree_pss_bytes(server.process.pid), None,
-                                     "PSS of the server's process tree after load")])
+        return [Measurement("host_memory_bytes", tree_pss_bytes(server.process.pid), None,
+                            "PSS of the server's process tree after load")]
     from .measure.gpu import tree_gpu_memory
 
     gpus = list(server.gpus) if server.gpus is not None else None
@@ -205,8 +241,8 @@ def embed_memory(target: Target, *, batch_size: int = 32, tokens: int = 128, req
     if after is None:
         raise NotMeasurable("no GPU memory to measure: NVML is not available")
     note = f"{after.note()}; {server.memory_settings()}"
-    return Measured([Measurement("gpu_memory_bytes", after.bytes, None, note),
-                     Measurement("gpu_memory_peak_bytes", max(sampler.peak, after.bytes), None, note)])
+    return [Measurement("gpu_memory_bytes", after.bytes, None, note),
+            Measurement("gpu_memory_peak_bytes", max(sampler.peak, after.bytes), None, note)]
 
 
 # Presets whose average is a headline figure of their own.
@@ -286,12 +322,23 @@ def embed_drift(target: Target, *, tolerance: float | None = None) -> Measured:
                                f"{'half' if half else 'float32'} server vs stored vectors; "
                                + drift.worst(texts, cosines),
                                tolerance if tolerance is not None else 0.01 if half else 0.001))
+    if target.reference:
+        from . import paired
+
+        figures.append(paired.drift_figure(target, texts, alone, tolerance))
     return Measured(figures, vectors=(texts, alone))
 
 
 MARKERS = {f.__name__: f for f in (embed_latency, embed_throughput, embed_memory, embed_accuracy, embed_drift)}
 # Timed figures move with the machine's moment: the session measures a regressed one a second time.
 TIMED = ("embed_latency", "embed_throughput")
+
+
+def arguments(name: str, args: tuple, kwargs: dict) -> dict:
+    """A marker's arguments by name, checked against its function (TypeError naming the accepted ones)."""
+    bound = dict(bind(name, args, kwargs).arguments)
+    bound.pop("target")
+    return bound
 
 
 def bind(name: str, args: tuple, kwargs: dict) -> inspect.BoundArguments:

@@ -46,6 +46,7 @@ class Metric:
     tolerance: Tolerance
     description: str
     fixed_baseline: float | None = None  # the same everywhere: never stored, never updated
+    pair_unit: str | None = None  # a paired figure: the unit of the reference's and the candidate's own values
 
     def check_tolerance(self, tolerance: Tolerance) -> None:
         """Times, bytes and rates scale with the machine: their tolerance must be relative."""
@@ -55,8 +56,13 @@ class Metric:
             raise ValueError(f"{self.name} takes a tolerance in {self.unit}, like {self.tolerance}, got {tolerance}")
 
 
-def _m(name, unit, better, tolerance, description, fixed_baseline=None) -> Metric:
-    return Metric(name, unit, better, Tolerance.parse(tolerance), description, fixed_baseline)
+def _m(name, unit, better, tolerance, description, fixed_baseline=None, pair_unit=None) -> Metric:
+    return Metric(name, unit, better, Tolerance.parse(tolerance), description, fixed_baseline, pair_unit)
+
+
+def _paired(name, better, tolerance, description, pair_unit, unit="ratio", baseline=1.0) -> Metric:
+    # Candidate against a reference server measured in the same minutes: equal servers give 1 (or 0).
+    return _m(name, unit, better, tolerance, description, fixed_baseline=baseline, pair_unit=pair_unit)
 
 
 CATALOGUE: dict[str, Metric] = {m.name: m for m in (
@@ -83,10 +89,19 @@ CATALOGUE: dict[str, Metric] = {m.name: m for m in (
     # A healthy server fails no request: retries that hide failures must not hide the figure.
     _m("failed_requests_percent", "%", LOWER, 0, "request attempts that got a server error or no answer",
        fixed_baseline=0.0),
+    # Paired figures: the two servers' windows alternate, so both see the same noise and the ratio keeps the
+    # difference; that is why their tolerances can be a third of the stored-baseline ones.
+    _paired("paired_latency_p50_ratio", LOWER, "5%", "candidate / reference median latency, paired windows", "ms"),
+    _paired("paired_latency_mean_ratio", LOWER, "5%", "candidate / reference mean latency, paired windows", "ms"),
+    _paired("paired_throughput_ratio", HIGHER, "5%", "candidate / reference tokens/s, paired windows", "tokens/s"),
+    _paired("paired_memory_ratio", LOWER, "10%", "candidate / reference memory of the server", "B"),
+    _paired("paired_min_cosine", HIGHER, 0.001, "worst cosine of a probe text, candidate vs reference vectors",
+            None, unit="cosine"),
 )}
 
 # Scores of any mteb task or user data set: "mteb:<TaskName>" and "data:<name>", 0-100 points.
 SCORE_FAMILIES = ("mteb:", "data:")
+PAIRED_SCORE = "paired:"  # paired:mteb:<TaskName>: the candidate's score minus the reference's
 
 
 def metric(name: str) -> Metric:
@@ -95,6 +110,10 @@ def metric(name: str) -> Metric:
         return CATALOGUE[name]
     if name.startswith(SCORE_FAMILIES) and len(name.split(":", 1)[1]) > 0:
         return _m(name, "points", HIGHER, 0.5, f"main score of {name.split(':', 1)[1]}, 0-100")
+    if name.startswith(PAIRED_SCORE) and name.removeprefix(PAIRED_SCORE).startswith(SCORE_FAMILIES):
+        score = name.removeprefix(PAIRED_SCORE)
+        return _paired(name, HIGHER, 0.5, f"candidate - reference score of {score.split(':', 1)[1]}, points",
+                       "points", unit="points", baseline=0.0)
     raise KeyError(
         f"unknown metric {name!r}; known: {', '.join(CATALOGUE)}, or mteb:<TaskName> / data:<name> for task scores"
     )

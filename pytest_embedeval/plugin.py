@@ -15,7 +15,6 @@ from . import markers
 
 SESSION = pytest.StashKey["RunSession"]()
 SETTINGS = pytest.StashKey["Settings"]()
-WRITTEN = pytest.StashKey[list]()  # the report files this run wrote
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -41,21 +40,21 @@ def _asked_for(config: pytest.Config) -> bool:
 def _session(config: pytest.Config):
     """The run session, opened on first use: settings read and baselines validated before any server boots."""
     if SESSION not in config.stash:
-        from .session import Policy, RunSession
+        from .session import RunSession
         from .settings import SettingsError, read
-        from .store import BaselineError, Store
+        from .store import BaselineError
 
         try:
-            settings = read(config.getoption, config.getini, config.rootpath)
-            store = Store(settings.baselines)
+            config.stash[SETTINGS] = read(config.getoption, config.getini, config.rootpath)
+            config.stash[SESSION] = RunSession.for_settings(config.stash[SETTINGS], lambda x: _progress(config, x))
         except (SettingsError, BaselineError) as exc:
             raise pytest.UsageError(str(exc)) from None
-        reporter = config.pluginmanager.get_plugin("terminalreporter")
-        config.stash[SETTINGS] = settings
-        config.stash[SESSION] = RunSession(
-            store, Policy(settings.strict, settings.update_baselines, settings.accept_regressions),
-            progress=reporter.write_line if reporter else print)
     return config.stash[SESSION]
+
+
+def _progress(config: pytest.Config, line: str) -> None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")  # looked up late: it registers after us
+    reporter.write_line(line) if reporter else print(line)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -63,18 +62,12 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", markers.help_line(name))
     if _asked_for(config):
         _session(config)
-        if config.stash[SETTINGS].host != "127.0.0.1":
-            config.issue_config_time_warning(pytest.PytestConfigWarning(
-                f"--embed-host {config.stash[SETTINGS].host}: the SGLang server will accept connections from other "
-                "machines; protect it with EMBEDEVAL_API_KEY"), stacklevel=2)
+        if config.stash[SETTINGS].exposure():
+            config.issue_config_time_warning(pytest.PytestConfigWarning(config.stash[SETTINGS].exposure()), 2)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
-    settings = config.stash.get(SETTINGS, None)
-    if settings is None:
-        return None
-    target = settings.url or f"SGLang booted by the plugin, device {settings.device}"
-    return f"embedeval: models {', '.join(s.alias for s in settings.specs)}; server: {target}"
+    return config.stash[SETTINGS].header() if SETTINGS in config.stash else None
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -92,37 +85,47 @@ def embed_model(request: pytest.FixtureRequest):
     return request.param
 
 
+def _serve(request: pytest.FixtureRequest, tmp_path_factory, spec, reference: bool = False):
+    from .servers import CannotServe, serving
+
+    worker = getattr(request.config, "workerinput", {}).get("workerid")
+    try:
+        with serving(spec, request.config.stash[SETTINGS], tmp_path_factory.mktemp("embedeval"), worker,
+                     reference=reference) as server:
+            yield server
+    except CannotServe as exc:
+        pytest.fail(f"{'the reference server: ' if reference else ''}{exc}", pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def embed_server(embed_model, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """A ready server for the model: booted (and always stopped) by the plugin, or --embed-url's."""
-    from .servers import ServerError, server_for
-
-    worker = getattr(request.config, "workerinput", {}).get("workerid")
-    server = server_for(embed_model, request.config.stash[SETTINGS], tmp_path_factory.mktemp("embedeval"), worker)
-    try:
-        server.start()
-    except ServerError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _serve(request, tmp_path_factory, embed_model)
 
 
 @pytest.fixture(scope="session")
 def embed_client(embed_server, embed_model, embed_run, request: pytest.FixtureRequest):
-    """The real ``openai`` client bound to the server, with a checked ``embed(texts)``; it counts every attempt.
+    """The real ``openai`` client bound to the server, with a checked ``embed(texts)``; it counts every attempt
+    (``embed_run`` keeps them: a failed attempt is a figure of the run)."""
+    from .servers import client_for
 
-    (It needs ``embed_run``: every attempt it counts is a figure of that run.)"""
-    from .client import EmbeddingClient  # openai takes 0.6 s to import: not for every pytest run
-
-    settings = request.config.stash[SETTINGS]
-    client = EmbeddingClient(embed_server.url, embed_server.served_model(), api_key=settings.api_key,
-                             timeout=settings.request_timeout, dimensions=embed_model.dimensions)
-    try:
+    with client_for(embed_server, request.config.stash[SETTINGS], embed_model.dimensions) as client:
         yield client
-    finally:
-        client.close()
+
+
+@pytest.fixture(scope="session")
+def embed_pair(embed_run, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """The paired reference ``(server, client)`` measured beside the candidate; None in an unpaired run."""
+    from .servers import client_for
+
+    reference = request.config.stash[SETTINGS].reference
+    if reference is None:
+        yield None
+        return
+    for server in _serve(request, tmp_path_factory, reference.spec, reference=True):
+        with client_for(server, request.config.stash[SETTINGS]) as client:
+            _session(request.config).open_reference(embed_run, server, reference.describe())
+            yield server, client
 
 
 @pytest.fixture(scope="session")
@@ -162,7 +165,7 @@ def embed_metric(embed_run, request: pytest.FixtureRequest):
 
 # -- markers -----------------------------------------------------------------------------------------
 
-_MARKER_FIXTURES = ("embed_server", "embed_client", "embed_run")
+_MARKER_FIXTURES = ("embed_server", "embed_client", "embed_run", "embed_pair")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -176,41 +179,35 @@ def pytest_pycollect_makeitem(collector, name, obj):
 
 def _own_and_enclosing_marks(collector, obj):
     yield from getattr(obj, "pytestmark", [])
-    node = collector
-    while node is not None:
-        yield from node.iter_markers() if hasattr(node, "iter_markers") else ()
-        node = node.parent
+    for node in collector.listchain():
+        yield from node.iter_markers()
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item):
     client = getattr(item, "funcargs", {}).get("embed_client")
-    before = (client.attempts, client.failed_attempts) if client is not None else None
-    failed_requests = []
+    before, failed_requests = client and (client.attempts, client.failed_attempts), []
     try:
         result = yield  # the test body first: a failing body is reported as it is, with no measurement
         for mark in (m for m in item.iter_markers() if m.name in markers.MARKERS):
             _measure(item, mark)
     finally:
         if client is not None:  # failed attempts are a figure of their own, even when retries hid them
-            failed_requests = _session(item.config).count_requests(
-                item.funcargs["embed_run"], client.attempts - before[0], client.failed_attempts - before[1],
-                item.nodeid)
+            failed_requests = _session(item.config).count_requests(item.funcargs["embed_run"], client, before,
+                                                                   item.nodeid)
     if failed_requests:
         _fail_on(failed_requests, _session(item.config))
     return result
 
 
 def _measure(item: pytest.Item, mark) -> None:
-    session, settings = _session(item.config), item.config.stash[SETTINGS]
+    session, embed_run = _session(item.config), item.funcargs["embed_run"]
     try:
-        arguments = dict(markers.bind(mark.name, mark.args, mark.kwargs).arguments)
+        arguments = markers.arguments(mark.name, mark.args, mark.kwargs)
     except TypeError as exc:
         pytest.fail(str(exc), pytrace=False)
-    arguments.pop("target")
-    embed_run = item.funcargs["embed_run"]
     target = session.target(embed_run, item.funcargs["embed_server"], item.funcargs["embed_client"],
-                            api_key=settings.api_key, timeout=settings.request_timeout)
+                            item.config.stash[SETTINGS], reference=item.funcargs["embed_pair"])
     try:
         verdicts = session.measure(embed_run, mark.name, target, arguments, test=item.nodeid)
     except markers.NotMeasurable as exc:
@@ -282,13 +279,12 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if run_session.run.models:
         from .report import write_files
 
-        session.config.stash[WRITTEN] = write_files(run_session, session.config.stash[SETTINGS])
+        write_files(run_session, session.config.stash[SETTINGS])
 
 
 def pytest_testnodedown(node, error) -> None:
     """xdist controller: a worker's recorded verdicts join the one run."""
-    data = getattr(node, "workeroutput", {}).get("embedeval_run")
-    if data:
+    if data := getattr(node, "workeroutput", {}).get("embedeval_run"):
         _session(node.config).merge(data)
 
 
@@ -299,7 +295,6 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     from .report import sections
 
     for title, body, markup in sections(run_session):
-        terminalreporter.section(title, sep="-")
+        if title:
+            terminalreporter.section(title, sep="-")
         terminalreporter.line(body, **markup)
-    for path in config.stash.get(WRITTEN, []):
-        terminalreporter.line(f"embedeval: written {path}")

@@ -55,6 +55,14 @@ class ModelSpec:
         except Exception:
             return None
 
+    @property
+    def parameter_count(self) -> int | None:
+        """``parameters`` ("4.02B", "326M") as a number; None when unknown."""
+        import re
+
+        match = re.fullmatch(r"\s*([\d.]+)\s*([KMB]?)\s*", self.parameters or "")
+        return int(float(match[1]) * {"": 1, "K": 1e3, "M": 1e6, "B": 1e9}[match[2]]) if match else None
+
     def format_query(self, query: str, task: str = "") -> str:
         if not self.query_prompt:
             return query

@@ -53,7 +53,14 @@ class RunSession:
         self.progress = progress
         self.run = Run()
         self.updates: dict[str, list[Change]] = {}  # model -> what the update wrote or refused
+        self.written: list = []  # the report files written at the end
         self._pending: dict[str, _Pending] = {}
+
+    @classmethod
+    def for_settings(cls, settings, progress: Callable[[str], None] = print) -> "RunSession":
+        """The session of a run with these settings; raises BaselineError for a broken baseline file."""
+        policy = Policy(settings.strict, settings.update_baselines, settings.accept_regressions)
+        return cls(Store(settings.baselines), policy, progress)
 
     def open_server(self, server, *, hardware: str | None = None, api_key: str | None = None) -> ModelRun:
         """The record of one model's server in this run: where its figures are kept and judged."""
@@ -98,7 +105,7 @@ class RunSession:
         return self.store.baselines.for_model(model_run.model).compare(
             measurement.metric, float(measurement.value), model_run.profile, tolerance=parsed,
             interval=measurement.interval, test=test, note=measurement.note, ratio_interval=ratio,
-            sampled_baseline=sampled)
+            sampled_baseline=sampled, pair=measurement.pair)
 
     def _against_stored_samples(self, model_run: ModelRun, measurement: Measurement, timings) -> tuple:
         """(ratio interval, the baseline run's own figure) when the baseline run's samples are stored."""
@@ -129,12 +136,22 @@ class RunSession:
 
     # -- markers -----------------------------------------------------------------------------------
 
-    def target(self, model_run: ModelRun, server, client, *, api_key: str | None = None,
-               timeout: float = 120.0) -> Target:
-        """What a marker measures: the server through the run's one counted client, and the stored vectors."""
+    def target(self, model_run: ModelRun, server, client, settings, reference: tuple | None = None) -> Target:
+        """What a marker measures: the server through the run's one counted client, the stored vectors, and
+        in a paired run the reference ``(server, client)`` to measure beside it."""
+        api_key, timeout = settings.api_key, settings.request_timeout
+        paired = Target(*reference, api_key=api_key, timeout=timeout) if reference else None
         return Target(server, client, api_key=api_key, progress=self.progress, update=self.policy.update,
-                      timeout=timeout, stored_vectors=lambda: self.store.vectors.load(
+                      timeout=timeout, reference=paired, stored_vectors=lambda: self.store.vectors.load(
                           model_run.model, profile_name(model_run.profile)))
+
+    def open_reference(self, model_run: ModelRun, server, described: str) -> None:
+        """Note in the run's record which server the candidate's paired figures were measured against."""
+        from .engines.sglang import SGLangServer, redact
+
+        model_run.server["reference"] = {
+            "described": described, "url": server.url, "software": server.engine_info()[1],
+            "argv": redact(server.argv, None) if isinstance(server, SGLangServer) else None}
 
     def measure(self, model_run: ModelRun, marker: str, target: Target, arguments: dict,
                 test: str | None = None) -> list[Verdict]:
@@ -170,8 +187,11 @@ class RunSession:
             pending.vectors = measured.vectors or pending.vectors
         return verdicts
 
-    def count_requests(self, model_run: ModelRun, attempts: int, failed: int, test: str | None = None) -> list[Verdict]:
-        """Attempts a test's requests took; any that failed is a verdict of its own, even when retries hid it."""
+    def count_requests(self, model_run: ModelRun, client, before: tuple[int, int],
+                       test: str | None = None) -> list[Verdict]:
+        """The attempts ``client`` made since it counted ``before`` (attempts, failed attempts); any that
+        failed is a verdict of its own, even when retries hid it."""
+        attempts, failed = client.attempts - before[0], client.failed_attempts - before[1]
         model_run.requests["attempts"] = model_run.requests.get("attempts", 0) + attempts
         model_run.requests["failed"] = model_run.requests.get("failed", 0) + failed
         if not failed:

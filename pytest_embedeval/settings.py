@@ -20,26 +20,54 @@ LOCALHOST = "127.0.0.1"
 
 
 # The command-line options, as pytest's addoption takes them; the plugin registers them, nothing more.
+FLAG = dict(action="store_true")
 OPTIONS = [
-    ("--embed-model", dict(action="append", default=[], metavar="MODEL", help="model alias or local model directory; repeat (or comma-separate) for several (default: minilm)")),
-    ("--embed-url", dict(metavar="URL", help="test an already-running OpenAI-compatible server instead of booting one")),
-    ("--embed-device", dict(choices=("auto", "cpu", "cuda"), default=None, help="where SGLang runs (default: auto, cuda when NVML sees a GPU)")),
-    ("--embed-server-arg", dict(action="append", default=[], metavar="ARG", help="extra SGLang launch argument(s), e.g. --embed-server-arg='--mem-fraction-static 0.6'")),
-    ("--embed-boot-timeout", dict(type=float, default=None, metavar="SECONDS", help="give up booting the server after this long (default 600)")),
-    ("--embed-request-timeout", dict(type=float, default=None, metavar="SECONDS", help="give up on one request to the server after this long; the client tries 3 times (default 120)")),
-    ("--embed-api-key", dict(default=None, metavar="KEY", help="API key the server requires (SGLang --api-key); better: set EMBEDEVAL_API_KEY")),
+    ("--embed-model", dict(action="append", default=[], metavar="MODEL",
+                           help="model alias or local model directory; repeat (or comma-separate) for several "
+                           "(default: minilm)")),
+    ("--embed-url", dict(metavar="URL",
+                         help="test an already-running OpenAI-compatible server instead of booting one")),
+    ("--embed-device", dict(choices=("auto", "cpu", "cuda"), default=None,
+                            help="where SGLang runs (default: auto, cuda when NVML sees a GPU)")),
+    ("--embed-server-arg", dict(action="append", default=[], metavar="ARG",
+                                help="extra SGLang launch argument(s), e.g. "
+                                "--embed-server-arg='--mem-fraction-static 0.6'")),
+    ("--embed-boot-timeout", dict(type=float, default=None, metavar="SECONDS",
+                                  help="give up booting the server after this long (default 600)")),
+    ("--embed-request-timeout", dict(type=float, default=None, metavar="SECONDS", help="give up on one request to "
+                                     "the server after this long; the client tries 3 times (default 120)")),
+    ("--embed-api-key", dict(default=None, metavar="KEY", help="API key the server requires (SGLang --api-key); "
+                             "better: set EMBEDEVAL_API_KEY")),
     ("--embed-baselines", dict(default=None, metavar="DIR", help="baseline directory (default: baselines/)")),
-    ("--embed-hardware", dict(default=None, metavar="KEY", help="hardware key for baselines instead of the detected one (e.g. a100-80gb-x1, cpu-2c)")),
-    ("--embed-strict", dict(action="store_true", help="a metric with no baseline for this hardware fails its test")),
-    ("--embed-update-baselines", dict(action="store_true", help="write this run's measurements as the baselines of this hardware, and print the diff")),
-    ("--embed-accept-regressions", dict(action="store_true", help="with --embed-update-baselines: also write values that regressed")),
+    ("--embed-hardware", dict(default=None, metavar="KEY", help="hardware key for baselines instead of the detected "
+                              "one (e.g. a100-80gb-x1, cpu-2c)")),
+    ("--embed-strict", dict(**FLAG, help="a metric with no baseline for this hardware fails its test")),
+    ("--embed-update-baselines", dict(**FLAG, help="write this run's measurements as the baselines of this "
+                                      "hardware, and print the diff")),
+    ("--embed-accept-regressions", dict(**FLAG, help="with --embed-update-baselines: also write values that "
+                                        "regressed")),
     ("--embed-report", dict(default=None, metavar="PATH", help="write every measurement and verdict as JSON")),
-    ("--embed-benchmark-dir", dict(default=None, metavar="DIR", help="write smaller-is-better.json and bigger-is-better.json for github-action-benchmark")),
-    ("--embed-benchmark-json", dict(default=None, metavar="PATH", help="write every request's latency in pytest-benchmark's JSON format (pytest-benchmark compare reads it)")),
+    ("--embed-benchmark-dir", dict(default=None, metavar="DIR", help="write smaller-is-better.json and "
+                                   "bigger-is-better.json for github-action-benchmark")),
+    ("--embed-benchmark-json", dict(default=None, metavar="PATH", help="write every request's latency in "
+                                    "pytest-benchmark's JSON format (pytest-benchmark compare reads it)")),
     ("--embed-chart", dict(default=None, metavar="PNG", help="write a chart of latency and throughput per model")),
-    ("--embed-gpus", dict(default=None, metavar="LIST", help="GPUs to use, e.g. 0,1,2,3; with pytest-xdist each worker gets one GPU and its own server")),
-    ("--embed-host", dict(default=None, metavar="ADDRESS", help="address the booted server listens on (default 127.0.0.1; anything else exposes it, with a warning)")),
-    ("--embed-allow-downloads", dict(action="store_true", help="let this run fetch models and datasets from the Hugging Face hub (default: offline)")),
+    ("--embed-gpus", dict(default=None, metavar="LIST", help="GPUs to use, e.g. 0,1,2,3; with pytest-xdist each "
+                          "worker gets one GPU and its own server")),
+    ("--embed-host", dict(default=None, metavar="ADDRESS", help="address the booted server listens on (default "
+                          "127.0.0.1; anything else exposes it, with a warning)")),
+    ("--embed-allow-downloads", dict(**FLAG, help="let this run fetch models and datasets from the Hugging Face "
+                                     "hub (default: offline)")),
+    # A reference server measured beside the candidate, in the same minutes (paired verdicts).
+    ("--embed-reference-url", dict(default=None, metavar="URL", help="pair the server under test with a reference "
+                                   "server already running at URL")),
+    ("--embed-reference-python", dict(default=None, metavar="PYTHON", help="pair with a reference booted by "
+                                      "another virtualenv's python (the SGLang you run now)")),
+    ("--embed-reference-server-arg", dict(action="append", default=None, metavar="ARG", help="pair with a "
+                                          "reference booted with these SGLang arguments instead of the candidate's "
+                                          "(e.g. '' against '--quantization fp8')")),
+    ("--embed-reference-model", dict(default=None, metavar="MODEL", help="pair with a reference serving this "
+                                     "model alias or directory (a model swap)")),
 ]
 INI = {"embed_model": ("default model(s) when --embed-model is not given", "args", None),
        "embed_device": ("default for --embed-device", None, "auto"),
@@ -50,6 +78,26 @@ INI = {"embed_model": ("default model(s) when --embed-model is not given", "args
 
 class SettingsError(ValueError):
     """An option or ini value that cannot be used: names it, says what was expected."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The reference server a paired run measures beside the candidate."""
+
+    spec: object  # registry.ModelSpec: the candidate's, or --embed-reference-model's
+    url: str | None = None  # already running; else the plugin boots it
+    python: str | None = None  # another virtualenv's python; else this one
+    server_args: tuple[str, ...] | None = None  # its own SGLang arguments; else the candidate's
+
+    def describe(self) -> str:
+        if self.url:
+            return f"the server at {self.url}"
+        parts = [f"{self.spec.alias}"]
+        if self.python:
+            parts.append(f"booted by {self.python}")
+        if self.server_args is not None:
+            parts.append(f"with arguments {' '.join(self.server_args) or '(none)'}")
+        return ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -73,6 +121,19 @@ class Settings:
     gpus: tuple[int, ...] | None
     host: str
     allow_downloads: bool
+    reference: Reference | None = None  # paired verdicts: a reference server beside the candidate
+
+    def header(self) -> str:
+        target = self.url or f"SGLang booted by the plugin, device {self.device}"
+        paired = f"; paired with {self.reference.describe()}" if self.reference else ""
+        return f"embedeval: models {', '.join(s.alias for s in self.specs)}; server: {target}{paired}"
+
+    def exposure(self) -> str | None:
+        """The warning a server listening beyond loopback deserves, if it does."""
+        if self.host == LOCALHOST:
+            return None
+        return (f"--embed-host {self.host}: the SGLang server will accept connections from other machines; "
+                "protect it with EMBEDEVAL_API_KEY")
 
 
 def read(option: Callable[[str], Any], ini: Callable[[str], Any], rootpath: Path) -> Settings:
@@ -120,7 +181,32 @@ def read(option: Callable[[str], Any], ini: Callable[[str], Any], rootpath: Path
         gpus=_gpus(option("embed_gpus")),
         host=option("embed_host") or LOCALHOST,
         allow_downloads=bool(option("embed_allow_downloads")),
+        reference=_reference(option, registry, specs),
     )
+
+
+def _reference(option: Callable[[str], Any], registry, specs: list) -> Reference | None:
+    url, python = option("embed_reference_url"), option("embed_reference_python")
+    model = option("embed_reference_model")
+    arguments = option("embed_reference_server_arg")
+    if not any((url, python, model, arguments is not None)):
+        return None
+    if len(specs) > 1 and model:
+        raise SettingsError("--embed-reference-model pairs one model with another: pass one --embed-model with it")
+    if python and not (Path(python).is_file() and os.access(python, os.X_OK)):
+        raise SettingsError(f"--embed-reference-python {python}: no executable python there; give the path of "
+                            "another virtualenv's interpreter, e.g. /opt/sglang-old/bin/python")
+    if url and (python or arguments is not None):
+        raise SettingsError("--embed-reference-url names a server that is already running: it takes no "
+                            "--embed-reference-python or --embed-reference-server-arg")
+    from .registry import ModelConfigError, UnknownModelError
+
+    try:
+        spec = registry.resolve(model) if model else specs[0]
+    except (UnknownModelError, ModelConfigError) as exc:
+        raise SettingsError(f"--embed-reference-model: {exc}") from None
+    server_args = None if arguments is None else tuple(a for value in arguments for a in shlex.split(value))
+    return Reference(spec, url, python, server_args)
 
 
 def _seconds(ini: Callable[[str], Any], name: str) -> float:

@@ -46,6 +46,7 @@ class Verdict:
     interval: tuple[float, float] | None = None  # confidence interval of the measurement
     test: str | None = None
     note: str | None = None  # how it was measured, when the figure needs it to be read right
+    pair: tuple[float, float] | None = None  # a paired figure: (reference's value, candidate's value)
 
     @property
     def delta(self) -> float | None:
@@ -69,12 +70,23 @@ class Verdict:
             return f"{self.metric}: measured {measured}; no baseline for this hardware profile ({self.profile})"
         interval = ""
         if self.interval:
-            interval = f", 95% CI {format_value(self.interval[0], self.unit)}..{format_value(self.interval[1], self.unit)}"
+            low, high = (format_value(x, self.unit) for x in self.interval)
+            interval = f", 95% CI {low}..{high}"
+        if self.pair:
+            return (f"{self.metric} {self.outcome.value}: candidate {self.pair_text()}: {measured}{interval} "
+                    f"({self.delta_text()} from {format_value(self.baseline, self.unit)}, tolerance {self.tolerance})")
         return (
             f"{self.metric} {self.outcome.value}: measured {measured}{interval}, baseline "
             f"{format_value(self.baseline, self.unit)} ({self.delta_text()}, tolerance {self.tolerance}; "
             f"profile {self.profile!r}, source {self.source})"
         )
+
+    def pair_text(self) -> str:
+        """The two servers' own values: "36.5 ms vs reference 33.1 ms"."""
+        from .metrics import metric
+
+        unit = metric(self.metric).pair_unit or self.unit
+        return f"{format_value(self.pair[1], unit)} vs reference {format_value(self.pair[0], unit)}"
 
     def section(self) -> str:
         """The detail, as a small table: metric, baseline, measured, delta, tolerance."""
@@ -89,6 +101,8 @@ class Verdict:
         ]
         if self.note:
             rows.append(("measured as", self.note))
+        if self.pair:
+            rows.insert(1, ("servers", f"candidate {self.pair_text()}"))
         if self.interval:
             rows.insert(3, ("95% CI", f"{format_value(self.interval[0], self.unit)} .. "
                                       f"{format_value(self.interval[1], self.unit)}"))
@@ -104,8 +118,9 @@ class Verdict:
     def from_dict(cls, data: dict) -> "Verdict":
         data = dict(data)
         data["outcome"] = Outcome(data["outcome"])
-        if data.get("interval"):
-            data["interval"] = tuple(data["interval"])
+        for key in ("interval", "pair"):
+            if data.get(key):
+                data[key] = tuple(data[key])
         return cls(**data)
 
 
@@ -118,6 +133,8 @@ def format_value(value: float | None, unit: str) -> str:
         return f"{value / 1e9:.2f} GB" if abs(value) >= 1e8 else f"{value / 1e6:.1f} MB"
     if unit in ("cosine",):
         return f"{value:.6f}"
+    if unit == "ratio":
+        return f"{value:.3f}x"
     if float(value).is_integer():
         return f"{int(value)} {unit}"
     return f"{value:.4g} {unit}"
@@ -135,6 +152,7 @@ def compare(
     interval: tuple[float, float] | None = None,
     test: str | None = None,
     note: str | None = None,
+    pair: tuple[float, float] | None = None,
 ) -> Verdict:
     """Pass, regressed, improved, no baseline, or not a number.
 
@@ -149,7 +167,7 @@ def compare(
     if interval is not None and not all(math.isfinite(x) for x in interval):
         interval = None  # a bootstrap over degenerate samples: judge the point estimate alone
     common = dict(model=model, metric=metric.name, unit=metric.unit, measured=measured, profile=profile,
-                  interval=interval, test=test, note=note)
+                  interval=interval, test=test, note=note, pair=pair)
     if not math.isfinite(measured):
         return Verdict(outcome=Outcome.NOT_A_NUMBER, baseline=baseline, tolerance=str(tolerance), source=source,
                        **common)

@@ -39,6 +39,7 @@ FAULTS = {
     "some-errors": "every `every`-th request answers HTTP 500 (a server failing 1/every of its requests)",
     "zeros": "vectors of zeros for every input (a broken kernel; NaN-free, so only the direction is missing)",
     "truncated": "vectors of the first `dimensions` numbers only, without the dimension check's help",
+    "drifted": "every vector turned away from the healthy one until their cosine is `cosine` (a changed kernel)",
 }
 
 
@@ -53,7 +54,7 @@ class StandinServer:
 
     def __init__(self, fault: str | None = None, *, failures: int = 0, after: int = 0,
                  bad_inputs: tuple[int, ...] = (1,), api_key: str | None = None, model: str = "minilm",
-                 every: int = 5, dimensions: int = 128):
+                 every: int = 5, dimensions: int = 128, cosine: float = 0.99):
         if fault is not None and fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
         self.fault = fault
@@ -61,6 +62,7 @@ class StandinServer:
         self.after = after
         self.bad_inputs = bad_inputs
         self.every = every
+        self.cosine = cosine
         self.truncated_dimensions = dimensions
         self.api_key = api_key
         self.model = model
@@ -123,6 +125,9 @@ class StandinServer:
         vectors = [unit_vector(str(text), dimensions) for text in texts]
         if self.fault == "zeros":
             vectors = [np.zeros(dimensions, dtype=np.float32) for _ in texts]
+        if self.fault == "drifted":
+            vectors = [_turned(vector, unit_vector("away " + str(text), dimensions), self.cosine)
+                       for vector, text in zip(vectors, texts)]
         if self.fault in ("nan", "inf"):
             for i in (i for i in self.bad_inputs if i < len(vectors)):
                 vectors[i][3] = np.nan if self.fault == "nan" else np.inf
@@ -141,6 +146,13 @@ class StandinServer:
         tokens = sum(len(str(text).split()) + 2 for text in texts)
         return _json(200, {"object": "list", "model": self.model, "data": data,
                            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+
+
+def _turned(vector: np.ndarray, other: np.ndarray, cosine: float) -> np.ndarray:
+    """A unit vector at exactly ``cosine`` from ``vector``, in the plane it spans with ``other``."""
+    away = other - (other @ vector) * vector
+    away /= np.linalg.norm(away)
+    return (cosine * vector + np.sqrt(1 - cosine**2) * away).astype(np.float32)
 
 
 def _encode(vector: np.ndarray, as_base64: bool):

@@ -34,16 +34,10 @@ class ServerError(RuntimeError):
 
 def detect_device() -> str:
     """'cuda' when NVML sees at least one GPU, else 'cpu'."""
-    try:
-        import pynvml
+    from ..nvml import nvml
 
-        pynvml.nvmlInit()
-        try:
-            return "cuda" if pynvml.nvmlDeviceGetCount() > 0 else "cpu"
-        finally:
-            pynvml.nvmlShutdown()
-    except Exception:
-        return "cpu"
+    with nvml() as lib:
+        return "cuda" if lib is not None and lib.nvmlDeviceGetCount() > 0 else "cpu"
 
 
 def free_port(host: str = LOCALHOST) -> int:
@@ -250,6 +244,8 @@ class SGLangServer:
     boot_timeout: float = 600.0
     poll_interval: float = 0.2
     gpus: tuple[int, ...] | None = None  # pinned with CUDA_VISIBLE_DEVICES; None = what the environment says
+    python: str = sys.executable  # another virtualenv's python runs its own SGLang (a paired reference)
+    offline: bool = True  # False only when the user allowed downloads (--embed-allow-downloads)
 
     def __post_init__(self) -> None:
         self.port = self.port or free_port(self.host)
@@ -278,6 +274,7 @@ class SGLangServer:
         return build_argv(
             self.spec, device=self.device, port=self.port, host=self.host,
             extra_args=self.extra_args, config_path=self.config_path if self.api_key else None,
+            python=self.python,
         )
 
     def environment(self) -> dict[str, str]:
@@ -285,10 +282,16 @@ class SGLangServer:
         # processes and is inherited by everything SGLang starts. It reaches SGLang through the file.
         env = {name: value for name, value in os.environ.items()
                if name != API_KEY_ENV and not (self.api_key and value == self.api_key)}
-        # Nothing at run time may reach the hub: a missing file must fail, not download.
-        env["HF_HUB_OFFLINE"] = "1"
-        env["TRANSFORMERS_OFFLINE"] = "1"
-        env.update(external.environment_for(self.spec, self.device))
+        if self.offline:  # nothing at run time may reach the hub: a missing file must fail, not download
+            env["HF_HUB_OFFLINE"] = "1"
+            env["TRANSFORMERS_OFFLINE"] = "1"
+        fixes = external.environment_for(self.spec, self.device)
+        if fixes and self.python != sys.executable:
+            # Another virtualenv imports the fixes from a folder that holds this package alone: its own
+            # torch and SGLang must not be shadowed by ours.
+            fixes["PYTHONPATH"] = os.pathsep.join(filter(None, [str(external.package_root(self.log_path.parent)),
+                                                                env.get("PYTHONPATH")]))
+        env.update(fixes)
         if self.gpus is not None:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(gpu) for gpu in self.gpus)
         return env
@@ -476,7 +479,12 @@ class SGLangServer:
                 f"KV pool {info.get('max_total_num_tokens')} tokens (a static reservation, not what the weights need)")
 
     def engine_info(self) -> tuple[str, str]:
-        """(engine, software versions) for the baseline's provenance."""
+        """(engine, software versions) for the baseline's provenance, as the server's own python has them."""
+        if self.python != sys.executable:
+            code = ("from importlib.metadata import version as v; "
+                    "print(f\"sglang {v('sglang')}, torch {v('torch')}, transformers {v('transformers')}\")")
+            found = subprocess.run([self.python, "-c", code], capture_output=True, text=True, timeout=60)
+            return "sglang", (found.stdout.strip() or "unknown") + f" ({self.python})"
         from importlib.metadata import version
 
         return "sglang", f"sglang {version('sglang')}, torch {version('torch')}, transformers {version('transformers')}"

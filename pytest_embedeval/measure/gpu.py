@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..nvml import nvml
 from .memory import process_tree
 
 PER_PROCESS = "per-process (NVML)"
@@ -23,24 +24,13 @@ class GpuMemory:
                 "pid namespace?), so this is device memory used now minus before the server started")
 
 
-def _nvml():
-    import pynvml
-
-    pynvml.nvmlInit()
-    return pynvml
-
-
 def device_used_bytes(indexes: list[int] | None = None) -> dict[int, int]:
     """Memory in use on each GPU (all, or ``indexes``); {} when there is no NVML."""
-    try:
-        nvml = _nvml()
-    except Exception:
-        return {}
-    try:
-        chosen = indexes if indexes is not None else range(nvml.nvmlDeviceGetCount())
-        return {i: int(nvml.nvmlDeviceGetMemoryInfo(nvml.nvmlDeviceGetHandleByIndex(i)).used) for i in chosen}
-    finally:
-        nvml.nvmlShutdown()
+    with nvml() as lib:
+        if lib is None:
+            return {}
+        chosen = indexes if indexes is not None else range(lib.nvmlDeviceGetCount())
+        return {i: int(lib.nvmlDeviceGetMemoryInfo(lib.nvmlDeviceGetHandleByIndex(i)).used) for i in chosen}
 
 
 def tree_gpu_memory(pid: int, before: dict[int, int], indexes: list[int] | None = None) -> GpuMemory | None:
@@ -48,26 +38,22 @@ def tree_gpu_memory(pid: int, before: dict[int, int], indexes: list[int] | None 
 
     ``before`` is ``device_used_bytes()`` taken before the server started, for the fallback.
     """
-    try:
-        nvml = _nvml()
-    except Exception:
-        return None
-    try:
+    with nvml() as lib:
+        if lib is None:
+            return None
         pids = {proc.pid for proc in process_tree(pid)}
-        chosen = list(indexes if indexes is not None else range(nvml.nvmlDeviceGetCount()))
+        chosen = list(indexes if indexes is not None else range(lib.nvmlDeviceGetCount()))
         if not chosen:
             return None
         total, seen_on = 0, []
         for index in chosen:
-            handle = nvml.nvmlDeviceGetHandleByIndex(index)
-            for proc in nvml.nvmlDeviceGetComputeRunningProcesses(handle):
+            handle = lib.nvmlDeviceGetHandleByIndex(index)
+            for proc in lib.nvmlDeviceGetComputeRunningProcesses(handle):
                 if proc.pid in pids and proc.usedGpuMemory:
                     total += int(proc.usedGpuMemory)
                     seen_on.append(index)
         if seen_on:
             return GpuMemory(total, PER_PROCESS, tuple(sorted(set(seen_on))))
-        now = {i: int(nvml.nvmlDeviceGetMemoryInfo(nvml.nvmlDeviceGetHandleByIndex(i)).used) for i in chosen}
+        now = {i: int(lib.nvmlDeviceGetMemoryInfo(lib.nvmlDeviceGetHandleByIndex(i)).used) for i in chosen}
         delta = sum(max(0, now[i] - before.get(i, 0)) for i in chosen)
         return GpuMemory(delta, DEVICE_DELTA, tuple(chosen))
-    finally:
-        nvml.nvmlShutdown()

@@ -10,18 +10,23 @@ import json
 import os
 from pathlib import Path
 
-from .tables import diff_table, store_table, table, verdict_table
+from .tables import diff_table, pair_table, store_table, table, verdict_table
 
-__all__ = ["diff_table", "sections", "store_table", "table", "verdict_table", "write_files"]
+__all__ = ["diff_table", "pair_table", "sections", "store_table", "table", "verdict_table", "write_files"]
 
 
 def sections(session) -> list[tuple[str, str, dict]]:
-    """(title, body, markup) of every section the terminal shows at the end of a run."""
+    """(title or None, body, markup) of every section the terminal shows at the end of a run."""
     run, found = session.run, []
     for model_run in run.models.values():
         if model_run.verdicts:
             found.append((f"embedeval: {model_run.model} on {model_run.profile}",
                           verdict_table(model_run.verdicts), {}))
+        paired = pair_table(model_run.verdicts)
+        if paired:
+            found.append((f"embedeval: {model_run.model}, candidate vs reference "
+                          f"({model_run.server.get('reference', {}).get('described', 'the reference server')})",
+                          paired, {}))
     for model, changes in session.updates.items():
         lines = [diff_table(changes)]
         lines += [f"written with the baselines: {stored}" for stored in run.models[model].stored_files]
@@ -37,6 +42,7 @@ def sections(session) -> list[tuple[str, str, dict]]:
 
         found.append(("embedeval: models side by side (article's figures in brackets)",
                       comparison_table(list(run.models.values()), session.store.baselines.models), {}))
+    found += [(None, f"embedeval: written {path}", {}) for path in session.written]
     return found
 
 
@@ -46,7 +52,7 @@ def write_files(session, settings) -> list[Path]:
     from ..session import machine_info
     from ..store.files import write_atomically
 
-    run, written = session.run, []
+    run, written = session.run, session.written
     run.environment = environment.collect()
     if settings.report_path:
         write_atomically(settings.report_path, run.to_json())

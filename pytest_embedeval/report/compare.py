@@ -72,23 +72,36 @@ def comparison_table(runs: list[ModelRun], baselines: dict[str, ModelBaselines],
     return table(headers, rows, markdown)
 
 
+def _series(run: ModelRun) -> list[tuple[str, list[float], float]]:
+    """(label, p50/p90/p99 ms, tokens/s) of the run's server, and of its paired reference where there is one."""
+    values = run.measurements()
+    found = _measured(run, ("max_throughput_tokens_per_s", "throughput_tokens_per_s"))
+    series = [(run.model, [values.get(name, 0.0) for name in _PERCENTILES], found[1] if found else 0.0)]
+    pairs = {v.metric: v.pair for v in run.verdicts if v.pair}
+    if "paired_latency_p50_ratio" in pairs or "paired_throughput_ratio" in pairs:
+        p50 = pairs.get("paired_latency_p50_ratio", (float("nan"),))[0]
+        tokens = pairs.get("paired_throughput_ratio", (0.0,))[0]
+        series.append((f"{run.model} (reference)", [p50, float("nan"), float("nan")], tokens))
+    return series
+
+
+_PERCENTILES = ("latency_p50_ms", "latency_p90_ms", "latency_p99_ms")
+
+
 def chart(runs: list[ModelRun], path: Path) -> Path:
-    """Latency percentiles and throughput per model, as a PNG."""
+    """Latency percentiles and throughput per model (and per paired reference: p50 only), as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, (latency, throughput) = plt.subplots(1, 2, figsize=(10, 4))
-    percentiles = ("latency_p50_ms", "latency_p90_ms", "latency_p99_ms")
-    width = 0.8 / max(len(runs), 1)
-    for i, run in enumerate(runs):
-        values = run.measurements()
-        latency.bar([p + i * width for p in range(3)], [values.get(name, 0) for name in percentiles], width,
-                    label=run.model)
-        found = _measured(run, ("max_throughput_tokens_per_s", "throughput_tokens_per_s"))
-        throughput.bar([run.model], [found[1] if found else 0])
-    latency.set_xticks([p + width * (len(runs) - 1) / 2 for p in range(3)], ["p50", "p90", "p99"])
+    series = [entry for run in runs for entry in _series(run)]
+    width = 0.8 / max(len(series), 1)
+    for i, (label, percentiles, tokens) in enumerate(series):
+        latency.bar([p + i * width for p in range(3)], percentiles, width, label=label)
+        throughput.bar([label], [tokens])
+    latency.set_xticks([p + width * (len(series) - 1) / 2 for p in range(3)], ["p50", "p90", "p99"])
     latency.set_ylabel("latency (ms)")
     latency.set_title("request latency")
     latency.legend()

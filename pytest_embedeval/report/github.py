@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..store.files import write_atomically
 from ..metrics import EXACT, HIGHER, metric
-from .tables import diff_table, verdict_table
+from .tables import diff_table, pair_table, verdict_table
 from ..results import Run
 from ..verdicts import Outcome
 
@@ -16,13 +16,18 @@ def append_step_summary(run: Run, path: Path, updates: dict | None = None) -> No
     """Markdown for the job page: one table per model, regressions first and counted in the heading."""
     lines = ["## Embedding regression tests (pytest-embedeval)", ""]
     for model_run in run.models.values():
-        regressed = sum(v.outcome is Outcome.REGRESSED for v in model_run.verdicts)
+        regressed = sum(v.outcome in (Outcome.REGRESSED, Outcome.NOT_A_NUMBER) for v in model_run.verdicts)
         status = f"{regressed} regressed" if regressed else "no regressions"
         lines += [f"### {model_run.model} on {model_run.profile}: {status}", "",
                   f"{model_run.machine}; {model_run.software}", "",
                   verdict_table(model_run.verdicts, markdown=True), ""]
+        paired = pair_table(model_run.verdicts, markdown=True)
+        if paired:
+            reference = model_run.server.get("reference", {}).get("described", "the reference server")
+            lines += [f"Candidate against {reference}, measured side by side:", "", paired, ""]
         if updates and model_run.model in updates:
-            lines += [f"Baseline update for {model_run.model}:", "", diff_table(updates[model_run.model], markdown=True), ""]
+            lines += [f"Baseline update for {model_run.model}:", "",
+                      diff_table(updates[model_run.model], markdown=True), ""]
     with open(path, "a", encoding="utf-8") as summary:
         summary.write("\n".join(lines) + "\n")
 

@@ -6,7 +6,9 @@ from collections.abc import Iterable, Sequence
 
 from ..store.baselines import Change, ModelBaselines
 from ..verdicts import Outcome, Verdict, format_value
-from ..metrics import CATALOGUE, metric
+from ..metrics import CATALOGUE, PAIRED_SCORE, metric
+
+PAIRED = {name for name, definition in CATALOGUE.items() if definition.pair_unit or name == "paired_min_cosine"}
 
 _ORDER = {Outcome.NOT_A_NUMBER: 0, Outcome.REGRESSED: 0, Outcome.NO_BASELINE: 1, Outcome.IMPROVED: 2,
           Outcome.PASSED: 3}
@@ -39,6 +41,22 @@ def verdict_table(verdicts: Iterable[Verdict], markdown: bool = False) -> str:
         for v in ordered
     ]
     return table(("metric", "baseline", "measured", "95% CI", "delta", "tolerance", "verdict"), rows, markdown)
+
+
+def pair_table(verdicts: Iterable[Verdict], markdown: bool = False) -> str:
+    """The paired figures: reference, candidate, their ratio (or difference) with its interval, and the verdict."""
+    rows = []
+    for v in sorted((v for v in verdicts if v.metric in PAIRED or v.metric.startswith(PAIRED_SCORE)),
+                    key=lambda v: (_ORDER[v.outcome], v.metric)):
+        unit = metric(v.metric).pair_unit or v.unit
+        reference, candidate = (format_value(x, unit) for x in v.pair) if v.pair else ("-", "-")
+        rows.append((v.metric, reference, candidate, format_value(v.measured, v.unit),
+                     f"{v.interval[0]:.4g}..{v.interval[1]:.4g}" if v.interval else "-", v.tolerance or "-",
+                     v.outcome.value.upper() if v.outcome in _FAILING else v.outcome.value))
+    if not rows:
+        return ""
+    return table(("metric", "reference", "candidate", "candidate vs reference", "95% CI", "tolerance", "verdict"),
+                 rows, markdown)
 
 
 def diff_table(changes: Iterable[Change], markdown: bool = False) -> str:

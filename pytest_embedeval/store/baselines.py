@@ -102,7 +102,8 @@ class ModelBaselines:
 
     def compare(self, metric_name: str, measured: float, here: HardwareProfile, *,
                 tolerance: Tolerance | None = None, interval=None, test: str | None = None,
-                note: str | None = None, ratio_interval=None, sampled_baseline: float | None = None) -> Verdict:
+                note: str | None = None, ratio_interval=None, sampled_baseline: float | None = None,
+                pair: tuple[float, float] | None = None) -> Verdict:
         """``ratio_interval`` (measured / baseline run, from both runs' samples) replaces ``interval`` when
         the baseline found is the figure those samples gave (``sampled_baseline``): a hand-edited or
         published baseline has no samples, and is compared with this run's interval alone."""
@@ -110,14 +111,15 @@ class ModelBaselines:
         found = self.find(metric_name, here)
         if found is None:
             return compare(definition, measured, None, model=self.model, profile=str(here), interval=interval,
-                           test=test, note=note)
+                           test=test, note=note, pair=pair)
         profile, entry = found
         if ratio_interval and sampled_baseline and math.isclose(entry.value, sampled_baseline, rel_tol=1e-3):
             interval = (entry.value * ratio_interval[0], entry.value * ratio_interval[1])
             note = f"{note}; " if note else ""
             note += "CI of this run against the baseline run, both runs' samples resampled"
         return compare(definition, measured, entry.value, tolerance or entry.tolerance, model=self.model,
-                       profile=profile.name, source=profile.source, interval=interval, test=test, note=note)
+                       profile=profile.name, source=profile.source, interval=interval, test=test, note=note,
+                       pair=pair)
 
 
 # -- loading ------------------------------------------------------------------------------------
@@ -167,7 +169,8 @@ def _profile(path: Path, name: str, table) -> Profile:
     if text["source"] not in SOURCES:
         raise BaselineError(path, f"{where}.source", f"expected one of {SOURCES}, got {text['source']!r}")
     if text["date"] != "unknown" and not re.fullmatch(r"\d{4}-\d{2}(-\d{2})?", text["date"]):
-        raise BaselineError(path, f"{where}.date", f"expected YYYY-MM-DD (or YYYY-MM, or \"unknown\"), got {text['date']!r}")
+        raise BaselineError(path, f"{where}.date",
+                            f"expected YYYY-MM-DD (or YYYY-MM, or \"unknown\"), got {text['date']!r}")
     optional = {key: table.get(key, "") for key in ("machine", "software", "note")}
     for key, value in optional.items():
         if not isinstance(value, str):

@@ -1,0 +1,129 @@
+"""Paired verdicts: the candidate and a reference server measured side by side, in the same minutes."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from pytest_embedeval import settings as settings_module
+from pytest_embedeval.measure.stats import paired_ratio
+from pytest_embedeval.servers import NoRoomForTwo, placement, share_one_gpu
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+# -- the statistic ---------------------------------------------------------------------------------
+
+def windows(rng, pairs: int, slowdown: float) -> tuple[list, list]:
+    """Per-window medians of two servers whose minutes are shared: a common factor moves both sides."""
+    minute = rng.lognormal(0, 0.4, pairs)  # a busy neighbour: windows 0.5x to 2x slower, for both servers
+    reference = 30 * minute * rng.lognormal(0, 0.02, pairs)
+    candidate = 30 * slowdown * minute * rng.lognormal(0, 0.02, pairs)
+    return candidate.tolist(), reference.tolist()
+
+
+def test_a_10_percent_slowdown_stands_out_of_shared_noise_that_swamps_a_stored_baseline():
+    rng = np.random.default_rng(1)
+    candidate, reference = windows(rng, 16, 1.10)
+    ratio, (low, high) = paired_ratio(candidate, reference)
+    assert 1.07 < low < ratio < high < 1.13  # beyond a 5% band: a regression
+    # The same windows against a figure stored on a quiet day: the noise is 4x the slowdown.
+    stored = 30.0
+    assert np.ptp(np.asarray(candidate) / stored) > 0.4
+    clean, clean_reference = windows(rng, 16, 1.0)
+    ratio, (low, high) = paired_ratio(clean, clean_reference)
+    assert low < 1.0 < high and high < 1.05  # no difference: inside the band
+
+
+def test_equal_windows_give_a_ratio_of_one_with_no_spread():
+    assert paired_ratio([20.0, 30.0], [20.0, 30.0]) == (1.0, (1.0, 1.0))
+
+
+# -- room for two servers ------------------------------------------------------------------------
+
+def test_two_servers_on_one_gpu_share_what_is_free():
+    fraction = share_one_gpu(0, 80e9, 78e9, [4_020_000_000, 326_000_000], ["qwen3-4b", "bge-large-zh"])
+    assert fraction == pytest.approx(0.85 / 2 * 78 / 80)
+
+
+def test_two_servers_that_cannot_fit_one_gpu_are_refused_with_the_numbers():
+    with pytest.raises(NoRoomForTwo, match=r"two servers on GPU 0 \(12.0 GB free of 80.0 GB\): each may take 5.1 GB, "
+                                           r"but qwen3-4b needs 9.6 GB \(weights 8.0 GB plus 20% for its KV cache\)"):
+        share_one_gpu(0, 80e9, 12e9, [4_020_000_000, 4_020_000_000], ["qwen3-4b", "qwen3-4b"])
+
+
+def paired_settings(tmp_path, **options):
+    values = {"embed_model": ["minilm"], "embed_server_arg": [], "embed_reference_server_arg": [""], **options}
+    ini = {"embed_model": [], "embed_device": "auto", "embed_boot_timeout": "600", "embed_request_timeout": "120",
+           "embed_baselines": "baselines"}
+    return settings_module.read(lambda name: values.get(name), ini.get, tmp_path)
+
+
+def test_with_two_gpus_the_reference_gets_its_own(tmp_path, monkeypatch):
+    monkeypatch.setattr("pytest_embedeval.servers.gpu_count", lambda: 2)
+    settings = paired_settings(tmp_path)
+    assert placement(settings, "cuda", None) == ((0,), None)
+    assert placement(settings, "cuda", None, reference=True) == ((1,), None)
+    assert placement(settings, "cpu", None, reference=True) == (None, None)
+
+
+def test_a_reference_python_that_is_not_there_is_named(tmp_path):
+    with pytest.raises(settings_module.SettingsError, match="--embed-reference-python /nowhere/bin/python: no "
+                                                            "executable python there"):
+        paired_settings(tmp_path, embed_reference_python="/nowhere/bin/python")
+
+
+# -- vectors of two servers (STAND-IN servers: a drifted kernel on cue) -----------------------------
+
+DRIFT = "import pytest\n\n@pytest.mark.embed_drift\ndef test_drift():\n    pass\n"
+
+
+@pytest.mark.parametrize("fault, outcome", [(None, "passed"), ("drifted", "failed")])
+def test_the_two_servers_vectors_are_compared_text_by_text(pytester, standin, fault, outcome):
+    candidate, reference = standin(), standin(fault, cosine=0.999)
+    pytester.makepyfile(DRIFT)
+    result = pytester.runpytest(f"--embed-url={candidate.url}", "--embed-model=minilm", "--embed-update-baselines",
+                                f"--embed-reference-url={reference.url}")
+    result.assert_outcomes(**{outcome: 1})
+    shown = "1.000000" if fault is None else "0.999000"
+    result.stdout.fnmatch_lines([f"*candidate vs reference (the server at {reference.url})*",
+                                 f"paired_min_cosine*{shown}*{'pass' if fault is None else 'REGRESSED'}"])
+
+
+# -- two real SGLang servers ----------------------------------------------------------------------
+
+PAIRED_SUITE = """
+import pytest
+
+@pytest.mark.embed_latency(requests=80, warmup=5)
+def test_latency():
+    pass
+
+@pytest.mark.embed_drift
+def test_drift():
+    pass
+"""
+
+
+@pytest.mark.server
+def test_a_real_sglang_reference_is_booted_beside_the_candidate_and_measured_in_alternation(pytester, embed_server):
+    # The candidate is this suite's server; the reference is booted by the inner run, through the "other
+    # virtualenv" route (here the same python) and with other server arguments: the two common cases at once.
+    pytester.makepyfile(PAIRED_SUITE)
+    result = pytester.runpytest(f"--embed-url={embed_server.url}", "--embed-model=minilm", "--embed-update-baselines",
+                                f"--embed-reference-python={sys.executable}",
+                                "--embed-reference-server-arg=--max-total-tokens 8192",
+                                "--embed-report=report.json", "-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines([
+        f"*candidate vs reference (minilm, booted by {sys.executable}, with arguments --max-total-tokens 8192)*",
+        "paired_latency_p50_ratio * ms * ms *x*pass",
+        "paired_min_cosine*pass"])
+    (model,) = json.loads((pytester.path / "report.json").read_text())["models"]
+    reference = model["server"]["reference"]
+    assert "--max-total-tokens" in reference["argv"] and reference["software"].startswith("sglang 0.5")
+    p50 = next(v for v in model["verdicts"] if v["metric"] == "paired_latency_p50_ratio")
+    assert len(p50["pair"]) == 2 and 0.5 < p50["measured"] < 2 and "4 window pairs of 20 requests" in p50["note"]
+    cosine = next(v for v in model["verdicts"] if v["metric"] == "paired_min_cosine")
+    assert cosine["measured"] > 0.9999  # the same model and dtype on both: the same vectors
