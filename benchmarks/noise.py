@@ -23,100 +23,23 @@ decides). A run fails, as its test would, when any figure regressed.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import multiprocessing
 import os
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
-from aiohttp import web
+from proxy import DelayingProxy, ProxiedServer
 
 from pytest_embedeval import markers
 from pytest_embedeval.client import EmbeddingClient
-from pytest_embedeval.engines.sglang import SGLangServer, free_port
+from pytest_embedeval.engines.sglang import SGLangServer
 from pytest_embedeval.hardware import HardwareProfile
 from pytest_embedeval.metrics import metric
-from pytest_embedeval.registry import ModelSpec, Registry
+from pytest_embedeval.registry import Registry
 from pytest_embedeval.results import ModelRun
 from pytest_embedeval.session import Policy, RunSession
 from pytest_embedeval.store import Store
 from pytest_embedeval.verdicts import Outcome
-
-HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
-              "transfer-encoding", "upgrade", "host", "content-length"}
-
-
-@dataclass
-class ProxiedServer:
-    """What `markers.Target` needs of a server: its URL and its model spec."""
-
-    url: str
-    spec: ModelSpec
-
-
-async def _proxy(upstream: str, port: int, delay, ready) -> None:
-    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300), connector=aiohttp.TCPConnector(limit=64))
-
-    async def handle(request: web.Request) -> web.Response:
-        body = await request.read()
-        if delay.value:
-            await asyncio.sleep(delay.value)
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
-        async with session.request(request.method, upstream + str(request.rel_url), data=body,
-                                   headers=headers) as response:
-            data = await response.read()
-            passed = {k: v for k, v in response.headers.items()
-                      if k.lower() not in HOP_BY_HOP and k.lower() != "content-encoding"}
-            return web.Response(status=response.status, body=data, headers=passed)
-
-    app = web.Application(client_max_size=64 * 1024 ** 2)
-    app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    ready.set()
-    await asyncio.Event().wait()  # until terminated
-
-
-def _serve_proxy(upstream: str, port: int, delay, ready) -> None:
-    asyncio.run(_proxy(upstream, port, delay, ready))
-
-
-class DelayingProxy:
-    """Reverse proxy 127.0.0.1:<port> -> upstream, waiting ``delay`` seconds per request before forwarding.
-
-    In its own process, so that it never competes with the load generator for this process's GIL.
-    """
-
-    def __init__(self, upstream: str):
-        context = multiprocessing.get_context("spawn")
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._delay, self._ready = context.Value("d", 0.0), context.Event()
-        self._process = context.Process(target=_serve_proxy, name="delaying-proxy", daemon=True,
-                                        args=(upstream.rstrip("/"), self.port, self._delay, self._ready))
-
-    @property
-    def delay(self) -> float:
-        return self._delay.value
-
-    @delay.setter
-    def delay(self, seconds: float) -> None:
-        self._delay.value = seconds
-
-    def __enter__(self) -> "DelayingProxy":
-        self._process.start()
-        if not self._ready.wait(60):
-            raise SystemExit("the delaying proxy did not start")
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._process.terminate()
-        self._process.join(30)
-
 
 HERE = HardwareProfile("cpu-noise", "sglang", "float32")
 

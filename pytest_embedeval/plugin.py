@@ -165,15 +165,12 @@ def embed_metric(embed_run, request: pytest.FixtureRequest):
 
 # -- markers -----------------------------------------------------------------------------------------
 
-_MARKER_FIXTURES = ("embed_server", "embed_client", "embed_run", "embed_pair")
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_pycollect_makeitem(collector, name, obj):
     # A marked test needs the server although its signature may not say so: declaring the fixtures
     # before pytest builds the item puts them (and embed_model's parametrization) in its closure.
     if inspect.isfunction(obj) and any(m.name in markers.MARKERS for m in _own_and_enclosing_marks(collector, obj)):
-        pytest.mark.usefixtures(*_MARKER_FIXTURES)(obj)
+        pytest.mark.usefixtures("embed_server", "embed_client", "embed_run", "embed_pair")(obj)
     return (yield)
 
 
@@ -214,6 +211,7 @@ def _measure(item: pytest.Item, mark) -> None:
         pytest.skip(str(exc))
     except (markers.MeasurementError, ValueError) as exc:
         pytest.fail(f"@pytest.mark.{mark.name}: no measurement: {exc}", pytrace=False)
+    item.user_properties.extend((f"embedeval:{v.metric}", v.measured) for v in verdicts)  # JUnit XML
     _fail_on(verdicts, session)
 
 

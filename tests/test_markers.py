@@ -223,6 +223,8 @@ def test_timings_are_stored_and_written_in_pytest_benchmark_format(pytester, rec
     assert entry["name"] == "latency batch 1 x 128 tokens"
     assert len(entry["stats"]["data"]) == 40 and entry["stats"]["rounds"] == 40
 
+    # A wide tolerance: this test is about the files, and a shared machine may be slower a second later.
+    pytester.makepyfile(LATENCY_ONLY.replace("warmup=5)", "warmup=5, tolerance='1000%')"))
     result = pytester.runpytest(*args, "--embed-benchmark-json=run.json", "--embed-report=report.json")
     result.assert_outcomes(passed=1)
     verdicts = json.loads((pytester.path / "report.json").read_text())["models"][0]["verdicts"]

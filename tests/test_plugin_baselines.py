@@ -112,10 +112,11 @@ def test_the_json_report_feeds_the_cli(pytester, run_suite, capsys):
     (model,) = data["models"]
     assert model["model"] == "minilm" and model["profile"]["engine"] == "sglang"
     assert {v["metric"]: v["outcome"] for v in model["verdicts"]} == {
-        "dimensions": "no baseline", "reference_min_cosine": "no baseline"}
+        "dimensions": "no baseline", "reference_min_cosine": "no baseline",
+        "failed_requests_percent": "pass"}  # the run's share of failed request attempts, against a built-in 0
 
     assert embedeval(["report", str(report), "--markdown"]) == 0
-    assert "| dimensions | - | 384 dims | - | - | no baseline |" in capsys.readouterr().out
+    assert "| dimensions | - | 384 dims | - | - | - | no baseline |" in capsys.readouterr().out
 
     store = pytester.path / "store"
     assert embedeval(["baselines", "update", str(report), "--dir", str(store)]) == 0

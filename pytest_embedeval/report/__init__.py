@@ -32,11 +32,14 @@ def sections(session) -> list[tuple[str, str, dict]]:
         lines += [f"written with the baselines: {stored}" for stored in run.models[model].stored_files]
         found.append((f"embedeval: baseline update for {model} ({session.store.baselines.for_model(model).path})",
                       "\n".join(lines), {}))
-        refused = [c.metric for c in changes if not c.written]
-        if refused:
-            found.append(("embedeval: baselines kept", f"refused to write {', '.join(refused)}: the old baselines "
-                          "stay. Re-run with --embed-accept-regressions if a regression is intended "
-                          "(a figure that is not a number is never written).", {"red": True}))
+        regressed = [c.metric for c in changes if c.action == "refused: regressed"]
+        if regressed:
+            found.append((None, f"refused to write regressed values for {', '.join(regressed)}: the old baselines "
+                          "stay. Re-run with --embed-accept-regressions if the regression is intended.", {"red": True}))
+        not_numbers = [c.metric for c in changes if c.action == "refused: not a number"]
+        if not_numbers:
+            found.append((None, f"refused to write {', '.join(not_numbers)}: not a number; the old baselines stay",
+                          {"red": True}))
     if len(run.models) > 1:
         from .compare import comparison_table
 

@@ -1,0 +1,129 @@
+"""A reverse proxy for the benchmarks: it plants a slowdown or a drift on one server, and nothing else.
+
+127.0.0.1:<port> -> upstream, in its own process (so it never competes with the load generator for the
+benchmark's GIL), one pooled aiohttp client to the server, hop-by-hop headers dropped, status, body and
+content type passed back. Two knobs, changeable while it runs:
+
+  delay  seconds to wait before forwarding each request (a slower server)
+  turn   a cosine < 1 turns every vector of /v1/embeddings answers away from the served one by exactly that
+         cosine, in a direction fixed by the vector itself (a changed kernel: the same drift every time)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import multiprocessing
+from dataclasses import dataclass
+
+import aiohttp
+import numpy as np
+from aiohttp import web
+
+from pytest_embedeval.engines.sglang import free_port
+from pytest_embedeval.registry import ModelSpec
+
+HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
+              "transfer-encoding", "upgrade", "host", "content-length"}
+
+
+@dataclass
+class ProxiedServer:
+    """What `markers.Target` needs of a server: its URL and its model spec."""
+
+    url: str
+    spec: ModelSpec
+    dtype: str = "float32"
+
+
+def turned(vector: np.ndarray, cosine: float) -> np.ndarray:
+    """``vector`` turned to exactly ``cosine`` from itself, its length kept."""
+    norm = np.linalg.norm(vector)
+    unit = vector / norm
+    seed = int.from_bytes(hashlib.sha256(unit.astype(np.float32).tobytes()).digest()[:8], "little")
+    other = np.random.default_rng(seed).standard_normal(vector.size)
+    away = other - (other @ unit) * unit
+    away /= np.linalg.norm(away)
+    return ((cosine * unit + np.sqrt(1 - cosine**2) * away) * norm).astype(np.float32)
+
+
+def _turn_body(data: bytes, cosine: float) -> bytes:
+    payload = json.loads(data)
+    for item in payload.get("data", []):
+        embedding = item["embedding"]
+        if isinstance(embedding, str):
+            vector = np.frombuffer(base64.b64decode(embedding), dtype="<f4")
+            item["embedding"] = base64.b64encode(turned(vector, cosine).astype("<f4").tobytes()).decode()
+        else:
+            item["embedding"] = turned(np.asarray(embedding, dtype=np.float64), cosine).tolist()
+    return json.dumps(payload).encode()
+
+
+async def _proxy(upstream: str, port: int, delay, turn, ready) -> None:
+    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300), connector=aiohttp.TCPConnector(limit=64))
+
+    async def handle(request: web.Request) -> web.Response:
+        body = await request.read()
+        if delay.value:
+            await asyncio.sleep(delay.value)
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        async with session.request(request.method, upstream + str(request.rel_url), data=body,
+                                   headers=headers) as response:
+            data = await response.read()
+            passed = {k: v for k, v in response.headers.items()
+                      if k.lower() not in HOP_BY_HOP and k.lower() != "content-encoding"}
+            if turn.value < 1 and response.status == 200 and request.path.endswith("/v1/embeddings"):
+                data = _turn_body(data, turn.value)
+            return web.Response(status=response.status, body=data, headers=passed)
+
+    app = web.Application(client_max_size=64 * 1024 ** 2)
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    ready.set()
+    await asyncio.Event().wait()  # until terminated
+
+
+def _serve_proxy(upstream: str, port: int, delay, turn, ready) -> None:
+    asyncio.run(_proxy(upstream, port, delay, turn, ready))
+
+
+class DelayingProxy:
+    """The proxy's process, and its two knobs (``delay`` seconds, ``turn`` cosine)."""
+
+    def __init__(self, upstream: str):
+        context = multiprocessing.get_context("spawn")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._delay, self._turn, self._ready = context.Value("d", 0.0), context.Value("d", 1.0), context.Event()
+        self._process = context.Process(target=_serve_proxy, name="benchmark-proxy", daemon=True,
+                                        args=(upstream.rstrip("/"), self.port, self._delay, self._turn, self._ready))
+
+    @property
+    def delay(self) -> float:
+        return self._delay.value
+
+    @delay.setter
+    def delay(self, seconds: float) -> None:
+        self._delay.value = seconds
+
+    @property
+    def turn(self) -> float:
+        return self._turn.value
+
+    @turn.setter
+    def turn(self, cosine: float) -> None:
+        self._turn.value = cosine
+
+    def __enter__(self) -> "DelayingProxy":
+        self._process.start()
+        if not self._ready.wait(60):
+            raise SystemExit("the benchmark proxy did not start")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._process.terminate()
+        self._process.join(30)
