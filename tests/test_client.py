@@ -31,3 +31,27 @@ def test_vectors_come_back_in_input_order_whatever_the_response_order():
 def test_a_wrong_response_is_refused_with_what_was_wrong(data, count, dim, message):
     with pytest.raises(BadEmbeddingResponse, match=message.replace("[", r"\[").replace("]", r"\]")):
         vectors_from(data, count, dim)
+
+
+def test_the_deadline_covers_the_whole_request_not_each_read():
+    import sys
+    import time
+    from pathlib import Path
+
+    import httpx
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from hostile_standin import HostileServer
+
+    from pytest_embedeval.client import DeadlineTransport
+
+    with HostileServer("trickle", delay=0.1) as standin:  # a stand-in: each byte 0.1 s after the last
+        with httpx.Client(transport=DeadlineTransport(0.8), timeout=0.8) as http:
+            started = time.monotonic()
+            with pytest.raises(httpx.ReadTimeout):
+                http.post(f"{standin.url}/v1/embeddings", json={"input": ["a"]})
+            assert time.monotonic() - started < 1.5  # the whole body would take 16 s
+        with httpx.Client(transport=DeadlineTransport(60), timeout=60) as http:
+            started = time.monotonic()
+            http.get(f"{standin.url}/v1/models").raise_for_status()  # a prompt answer is untouched
+            http.get(f"{standin.url}/v1/models").raise_for_status()  # and so is the next, on the same connection

@@ -202,3 +202,14 @@ def test_the_dtype_the_server_runs_with_is_known_from_its_argv():
     assert SGLangServer(minilm, device="cpu", port=1).dtype == "float32"
     assert SGLangServer(minilm, device="cuda", port=1).dtype == "auto"
     assert SGLangServer(minilm, device="cpu", port=1, extra_args=("--dtype", "bfloat16")).dtype == "bfloat16"
+
+
+def test_no_other_sglang_option_is_mistaken_for_host_port_or_key(sglang_parser):
+    from pytest_embedeval.engines import owned_option
+
+    for action in sglang_parser._actions:
+        for option in action.option_strings:
+            if option.startswith("--"):
+                expected = option if option in ("--host", "--port", "--api-key") else None
+                assert owned_option(option) == expected, option
+                assert owned_option(f"{option}=1") == expected, option
