@@ -212,7 +212,7 @@ def _check_query_prompt(prompt: str, where: str) -> None:
 def _user_spec(alias: str, table: dict[str, Any], source: Path) -> ModelSpec:
     where = f"{source}: [tool.embedeval.models.{alias}]"
     try:
-        safe_name(alias, f"model alias in {source}")
+        safe_name(alias, "model alias")
     except ValueError as exc:
         raise ModelConfigError(f"{where}: {exc}") from None
     if not isinstance(table, dict):
