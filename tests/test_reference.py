@@ -1,6 +1,10 @@
 import numpy as np
+import pytest
 
-from pytest_embedeval.reference import _fit_to_tokens, compare_with_reference, cosines
+from pytest_embedeval.reference import ReferenceModel, _fit_to_tokens, compare_with_reference
+from pytest_embedeval.registry import Registry
+from pytest_embedeval.vectors import ShapeMismatch
+from pytest_embedeval.vectors import row_cosines as cosines
 
 
 def unit(rows):
@@ -31,9 +35,9 @@ def test_nan_vectors_count_as_drift():
     assert compare_with_reference(["x"], served, reference, 0.5) is not None
 
 
-def test_wrong_dimension_is_drift_for_every_text():
-    drift = compare_with_reference(["a", "b"], unit([[1, 0], [0, 1]]), unit([[1, 0, 0], [0, 1, 0]]), 0.9)
-    assert drift is not None and len(drift.texts) == 2
+def test_a_wrong_dimension_is_refused_naming_both_shapes():
+    with pytest.raises(ShapeMismatch, match=r"served vectors are 2 x 2, reference vectors are 2 x 3"):
+        compare_with_reference(["a", "b"], unit([[1, 0], [0, 1]]), unit([[1, 0, 0], [0, 1, 0]]), 0.9)
 
 
 def test_cosines_do_not_depend_on_vector_length():
@@ -48,3 +52,12 @@ def test_near_limit_texts_fit_the_window_exactly():
     fitted = _fit_to_tokens("one two three four five. ", words, 12)
     assert words(fitted) == 12
     assert fitted.startswith("one two three four five.")
+
+
+def test_long_texts_are_encoded_alone_and_come_back_in_input_order():
+    reference = ReferenceModel(Registry().resolve("minilm"), device="cpu")
+    long = "Embedding servers turn text into vectors. " * 40  # over 256 tokens: its own batch
+    texts = ["hello world", long, "今天天气很好", long[:-10]]
+    one_by_one = np.stack([reference.encoder.encode([t], normalize_embeddings=True)[0] for t in texts])
+    assert cosines(reference.encode(texts), one_by_one).min() > 0.99999
+    assert reference.placement.device == "cpu" and reference.encode(texts).dtype == np.float32

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from unittest import mock
 
 import numpy as np
-from mteb.models.abs_encoder import AbsEncoder
+from mteb.models.abs_encoder import AbsEncoder, get_prompt_name
 from mteb.models.model_meta import ModelMeta, ScoringFunction
 from mteb.types import PromptType
 
@@ -57,14 +61,82 @@ def model_meta_for(spec: ModelSpec | None, served_model: str | None = None, dime
     )
 
 
+
+class _Built(Exception):
+    """Raised in place of a wrapper's constructor: carries the wrapper class and the arguments it got."""
+
+    def __init__(self, wrapper: type, arguments: dict[str, Any]):
+        super().__init__(wrapper.__name__)
+        self.wrapper, self.arguments = wrapper, arguments
+
+
+@dataclass(frozen=True)
+class MtebPromptRules:
+    """How mteb's own implementation of a model prefixes its inputs, read from mteb itself.
+
+    mteb builds a published model through its ``ModelMeta.loader``: either a wrapper class with
+    ``loader_kwargs`` (bge-zh: ``SentenceTransformerEncoderWrapper`` with ``model_prompts``, looked up by
+    task name, task type and prompt type), or a function that constructs an instruction wrapper with
+    arguments written in its body (Qwen3-Embedding: ``InstructSentenceTransformerModel`` with an
+    ``instruction_template`` that wraps every input but documents in "Instruct: ...\nQuery:", STS pairs
+    included, where mteb passes ``prompt_type=None``). Both are read as mteb would pass them, so a new mteb
+    release that changes a model's prompts changes ours with it.
+    """
+
+    model: str
+    wrapper: type
+    arguments: dict[str, Any]
+
+    @classmethod
+    def for_model(cls, name: str) -> "MtebPromptRules | None":
+        """The rules for a model mteb knows by ``name`` (a Hugging Face id); None for any other model."""
+        import mteb
+        from mteb.models.instruct_wrapper import InstructSentenceTransformerModel
+        from mteb.models.sentence_transformer_wrapper import SentenceTransformerEncoderWrapper
+
+        try:
+            meta = mteb.get_model_meta(name)
+        except (KeyError, ValueError):
+            return None
+        wrappers = (InstructSentenceTransformerModel, SentenceTransformerEncoderWrapper)
+        arguments = dict(meta.loader_kwargs or {})
+        if isinstance(meta.loader, type):
+            return cls(name, meta.loader, arguments) if issubclass(meta.loader, wrappers) else None
+
+        def refuse(self, *args, **kwargs):
+            raise _Built(type(self), kwargs)
+
+        # A loader function: run mteb's own code with the wrappers' constructors replaced, so that it gets
+        # as far as naming its arguments and loads no weights. Construction happens once, before any
+        # encoding thread exists.
+        with ExitStack() as stack:
+            for wrapper in wrappers:
+                stack.enter_context(mock.patch.object(wrapper, "__init__", refuse))
+            try:
+                meta.loader(meta.name, revision=meta.revision, **arguments)
+            except _Built as built:
+                return cls(name, built.wrapper, built.arguments)
+            except Exception:
+                return None
+        return None
+
+    @property
+    def instructs(self) -> bool:
+        from mteb.models.instruct_wrapper import InstructSentenceTransformerModel
+
+        return issubclass(self.wrapper, InstructSentenceTransformerModel)
+
+
 class ServerEncoder(AbsEncoder):
     """Embeds mteb's inputs on the server: batches of ``batch_size`` texts, ``concurrency`` requests in
     flight so that the server always has the next batch queued, vectors returned in input order.
 
-    Queries (mteb's ``prompt_type == PromptType.query``) get the model's query prompt; documents and
-    both sides of an STS pair (``prompt_type`` None) are sent as they are. A "{task}" placeholder is
-    filled with the instruction mteb keeps for the task (``TaskMetadata.prompt``, else the task type's
-    default), and with the task's description when mteb has none.
+    Inputs are prefixed as mteb's own implementation of the model prefixes them (``MtebPromptRules``), for
+    every prompt type: Qwen3-Embedding wraps queries and both sides of an STS pair in its task instruction,
+    bge-zh prefixes queries only. The official scores were computed that way; sending STS pairs bare would
+    move a healthy deployment's score away from its profile. A model mteb does not know gets its spec's
+    query prompt on queries only, a "{task}" placeholder filled with the instruction mteb keeps for the task
+    (``TaskMetadata.prompt``, else the task type's default), or the task's description when mteb has none.
 
     ``texts_encoded``, ``requests_sent`` and ``encode_seconds`` add up over every ``encode`` call.
     """
@@ -79,6 +151,8 @@ class ServerEncoder(AbsEncoder):
         self.batch_size = batch_size
         self.concurrency = concurrency
         self.mteb_model_meta = model_meta_for(spec, getattr(client, "model", None), dimensions)
+        self.prompt_rules = MtebPromptRules.for_model(spec.model) if spec else None
+        self._adopt(self.prompt_rules)
         self.texts_encoded = 0
         self.requests_sent = 0
         self.encode_seconds = 0.0
@@ -89,14 +163,58 @@ class ServerEncoder(AbsEncoder):
                prompt_type: PromptType | None = None, **kwargs: Any) -> np.ndarray:
         # mteb batches with its own batch size; requests are batched again below, by ours.
         texts = [text for batch in inputs for text in batch["text"]]
-        if prompt_type == PromptType.query:
-            texts = self.apply_query_prompt(texts, task_metadata)
-        return self.embed(texts)
+        return self.embed(self.prompted(texts, task_metadata, prompt_type))
 
     # -- prompts ----------------------------------------------------------------------------------
 
+    def _adopt(self, rules: MtebPromptRules | None) -> None:
+        """Take the prompt settings mteb's wrapper would hold, so that mteb's own lookups run on them."""
+        if rules is None:
+            return
+        arguments = rules.arguments
+        if rules.instructs:
+            from mteb.models.abs_encoder import PromptSource
+
+            self.instruction_template = arguments.get("instruction_template")
+            self.prompts_dict = arguments.get("prompts_dict")
+            if arguments.get("prompt_priority") is not None:
+                self.prompt_priority = [PromptSource.from_str(source) for source in arguments["prompt_priority"]]
+            return
+        prompts = arguments.get("model_prompts") or self._prompts_in_model_files()
+        self.model_prompts = AbsEncoder.validate_task_to_prompt_name(prompts, raise_for_invalid_keys=False)[0]
+
+    def _prompts_in_model_files(self) -> dict[str, str] | None:
+        # mteb falls back on the prompts sentence-transformers keeps with the model, when its files are here.
+        local = self.spec.local_dir() if self.spec else None
+        config = local / "config_sentence_transformers.json" if local else None
+        if config is None or not config.is_file():
+            return None
+        prompts = json.loads(config.read_text()).get("prompts") or {}
+        return {name: prompt for name, prompt in prompts.items() if prompt} or None
+
+    def prefix_for(self, task_metadata: TaskMetadata, prompt_type: PromptType | None) -> str:
+        """What mteb's own wrapper of the model prepends to the inputs of this task and prompt type."""
+        rules = self.prompt_rules
+        if rules is None:
+            return ""
+        if rules.instructs:
+            if prompt_type == PromptType.document and not rules.arguments.get("apply_instruction_to_passages", True):
+                return ""
+            return self.get_task_instruction(task_metadata, prompt_type) or ""
+        name = get_prompt_name(self.model_prompts, task_metadata, prompt_type)
+        return (self.model_prompts or {}).get(name) or "" if name else ""
+
+    def prompted(self, texts: Sequence[str], task_metadata: TaskMetadata,
+                 prompt_type: PromptType | None) -> list[str]:
+        """The texts as they go to the server for this task and prompt type."""
+        if self.prompt_rules is None:
+            return self.apply_query_prompt(texts, task_metadata) if prompt_type == PromptType.query else list(texts)
+        prefix = self.prefix_for(task_metadata, prompt_type)
+        # sentence-transformers joins a prompt and its text with nothing between them; so does mteb's model.
+        return [prefix + text for text in texts] if prefix else list(texts)
+
     def query_instruction(self, task_metadata: TaskMetadata) -> str:
-        """The task instruction for a "{task}" prompt, as mteb's own Qwen3 wrapper chooses it."""
+        """The task instruction for a "{task}" prompt of a model mteb does not know."""
         return self.get_instruction(task_metadata, PromptType.query) or task_metadata.description
 
     def apply_query_prompt(self, texts: Sequence[str], task_metadata: TaskMetadata) -> list[str]:
