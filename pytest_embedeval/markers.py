@@ -16,8 +16,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .vectors import ShapeMismatch, is_half_precision, row_cosines
-
 
 class MeasurementError(RuntimeError):
     """The measurement itself failed (requests failed, tokens miscounted): there is no figure to judge."""
@@ -289,6 +287,7 @@ def embed_drift(target: Target, *, tolerance: float | None = None) -> Measured:
     import numpy as np
 
     from . import drift
+    from .vectors import ShapeMismatch, is_half_precision, row_cosines
 
     texts = list(drift.PROBES)
     # One request per text, in order: a server that reuses cached prefix states shows it here.

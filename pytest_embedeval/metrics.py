@@ -48,6 +48,11 @@ class Metric:
     fixed_baseline: float | None = None  # the same everywhere: never stored, never updated
     pair_unit: str | None = None  # a paired figure: the unit of the reference's and the candidate's own values
 
+    @property
+    def hardware_bound(self) -> bool:
+        """Times, rates and memory depend on the machine; scores, vectors and shapes only on engine and dtype."""
+        return self.unit in ("ms", "s", "tokens/s", "req/s", "B")
+
     def check_tolerance(self, tolerance: Tolerance) -> None:
         """Times, bytes and rates scale with the machine: their tolerance must be relative."""
         if self.tolerance.relative and not tolerance.relative:

@@ -52,7 +52,7 @@ def server_for(spec, settings: Settings, log_dir: Path, worker: str | None = Non
         spec, device=device, extra_args=tuple(arguments), api_key=settings.api_key,
         log_path=Path(log_dir) / f"sglang-{spec.alias}{'-reference' if reference else ''}.log",
         boot_timeout=settings.boot_timeout, gpus=gpus, host=settings.host, offline=not settings.allow_downloads,
-        python=(pair.python if reference and pair.python else sys.executable))
+        python=(pair.python if reference and pair.python else sys.executable), any_sglang=settings.any_sglang)
 
 
 def placement(settings: Settings, device: str, worker: str | None, reference: bool = False):

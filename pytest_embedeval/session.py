@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from .markers import MARKERS, TIMED, Measured, Measurement, MeasurementError, Target
 from .metrics import Tolerance, metric
 from .results import ModelRun, Run
-from .store import BaselineError, Change, Store, profile_name
+from .store import BaselineError, Change, Store, profile_name, vectors_name
 from .store.baselines import update as update_baselines
 from .verdicts import Outcome, Verdict
 
@@ -143,7 +143,7 @@ class RunSession:
         paired = Target(*reference, api_key=api_key, timeout=timeout) if reference else None
         return Target(server, client, api_key=api_key, progress=self.progress, update=self.policy.update,
                       timeout=timeout, reference=paired, stored_vectors=lambda: self.store.vectors.load(
-                          model_run.model, profile_name(model_run.profile)))
+                          model_run.model, vectors_name(model_run.profile)))
 
     def open_reference(self, model_run: ModelRun, server, described: str) -> None:
         """Note in the run's record which server the candidate's paired figures were measured against."""
@@ -218,7 +218,8 @@ class RunSession:
             model_run = self.run.models[model]
             profile = profile_name(model_run.profile)
             if pending.vectors is not None:
-                model_run.stored_files.append(str(self.store.vectors.save(model, profile, *pending.vectors)))
+                model_run.stored_files.append(str(self.store.vectors.save(
+                    model, vectors_name(model_run.profile), *pending.vectors)))
             if pending.timings:
                 model_run.stored_files.append(str(self.store.timings.save(
                     model, profile, pending.timings, machine_info(model_run))))

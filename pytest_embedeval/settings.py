@@ -58,6 +58,8 @@ OPTIONS = [
                           "127.0.0.1; anything else exposes it, with a warning)")),
     ("--embed-allow-downloads", dict(**FLAG, help="let this run fetch models and datasets from the Hugging Face "
                                      "hub (default: offline)")),
+    ("--embed-any-sglang", dict(**FLAG, help="boot an SGLang outside the version range this plugin is tested "
+                                "with, all the same")),
     # A reference server measured beside the candidate, in the same minutes (paired verdicts).
     ("--embed-reference-url", dict(default=None, metavar="URL", help="pair the server under test with a reference "
                                    "server already running at URL")),
@@ -122,6 +124,7 @@ class Settings:
     host: str
     allow_downloads: bool
     reference: Reference | None = None  # paired verdicts: a reference server beside the candidate
+    any_sglang: bool = False  # --embed-any-sglang
 
     def header(self) -> str:
         target = self.url or f"SGLang booted by the plugin, device {self.device}"
@@ -182,6 +185,7 @@ def read(option: Callable[[str], Any], ini: Callable[[str], Any], rootpath: Path
         host=option("embed_host") or LOCALHOST,
         allow_downloads=bool(option("embed_allow_downloads")),
         reference=_reference(option, registry, specs),
+        any_sglang=bool(option("embed_any_sglang")),
     )
 
 

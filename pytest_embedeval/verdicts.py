@@ -47,6 +47,7 @@ class Verdict:
     test: str | None = None
     note: str | None = None  # how it was measured, when the figure needs it to be read right
     pair: tuple[float, float] | None = None  # a paired figure: (reference's value, candidate's value)
+    published: str | None = None  # published figures of the metric, shown beside it: "article 89 ms: +68%"
 
     @property
     def delta(self) -> float | None:
@@ -67,7 +68,9 @@ class Verdict:
             return (f"{self.metric} is not a number (measured {self.measured}): likely cause: {cause}. "
                     "A figure that is not a number never passes; check the server's log and its answers")
         if self.outcome is Outcome.NO_BASELINE:
-            return f"{self.metric}: measured {measured}; no baseline for this hardware profile ({self.profile})"
+            published = f"; published: {self.published}" if self.published else ""
+            return (f"{self.metric}: measured {measured}; no baseline for this hardware profile ({self.profile})"
+                    f"{published}")
         interval = ""
         if self.interval:
             low, high = (format_value(x, self.unit) for x in self.interval)
@@ -101,6 +104,8 @@ class Verdict:
         ]
         if self.note:
             rows.append(("measured as", self.note))
+        if self.published:
+            rows.append(("published", self.published))
         if self.pair:
             rows.insert(1, ("servers", f"candidate {self.pair_text()}"))
         if self.interval:
@@ -153,6 +158,7 @@ def compare(
     test: str | None = None,
     note: str | None = None,
     pair: tuple[float, float] | None = None,
+    published: str | None = None,
 ) -> Verdict:
     """Pass, regressed, improved, no baseline, or not a number.
 
@@ -167,7 +173,7 @@ def compare(
     if interval is not None and not all(math.isfinite(x) for x in interval):
         interval = None  # a bootstrap over degenerate samples: judge the point estimate alone
     common = dict(model=model, metric=metric.name, unit=metric.unit, measured=measured, profile=profile,
-                  interval=interval, test=test, note=note, pair=pair)
+                  interval=interval, test=test, note=note, pair=pair, published=published)
     if not math.isfinite(measured):
         return Verdict(outcome=Outcome.NOT_A_NUMBER, baseline=baseline, tolerance=str(tolerance), source=source,
                        **common)

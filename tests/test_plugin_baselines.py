@@ -116,7 +116,7 @@ def test_the_json_report_feeds_the_cli(pytester, run_suite, capsys):
         "failed_requests_percent": "pass"}  # the run's share of failed request attempts, against a built-in 0
 
     assert embedeval(["report", str(report), "--markdown"]) == 0
-    assert "| dimensions | - | 384 dims | - | - | - | no baseline |" in capsys.readouterr().out
+    assert "| dimensions | - | 384 dims | - | - | - | no baseline |  |" in capsys.readouterr().out
 
     store = pytester.path / "store"
     assert embedeval(["baselines", "update", str(report), "--dir", str(store)]) == 0

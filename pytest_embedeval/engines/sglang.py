@@ -22,7 +22,7 @@ import httpx
 import psutil
 
 from ..registry import ModelSpec
-from . import API_KEY_ENV, OWNED_OPTIONS, auth_headers, check_server_args, external, owned_option
+from . import API_KEY_ENV, OWNED_OPTIONS, auth_headers, check_server_args, compat, external, owned_option
 from .watchdog import end_session, mask_file
 
 LOCALHOST = "127.0.0.1"
@@ -246,6 +246,7 @@ class SGLangServer:
     gpus: tuple[int, ...] | None = None  # pinned with CUDA_VISIBLE_DEVICES; None = what the environment says
     python: str = sys.executable  # another virtualenv's python runs its own SGLang (a paired reference)
     offline: bool = True  # False only when the user allowed downloads (--embed-allow-downloads)
+    any_sglang: bool = False  # --embed-any-sglang: boot an SGLang outside the tested range all the same
 
     def __post_init__(self) -> None:
         self.port = self.port or free_port(self.host)
@@ -326,14 +327,14 @@ class SGLangServer:
         if self.process is not None:
             raise ServerError("server already started")
         try:
-            argv = self.argv
+            argv = self._supported_argv()
             if self.api_key:
                 self.write_config()
             else:
                 _, user_config = split_config([*self.spec.server_args, *self.extra_args])
                 if user_config:
                     read_user_config(user_config)
-        except ValueError as exc:
+        except (ValueError, compat.IncompatibleSGLang) as exc:
             raise ServerError(f"cannot start SGLang for {self.spec.alias!r}: {exc}") from None
         if port_taken(self.host, self.port):
             owners = ", ".join(describe_pid(pid) for pid, _ in listeners(self.port, self.host)) or "another process"
@@ -379,6 +380,15 @@ class SGLangServer:
         mask_file(self.log_path, self.api_key)
         self.boot_seconds = time.monotonic() - started
         return self
+
+    def _supported_argv(self) -> list[str]:
+        """The command line, checked against the SGLang that will run it: a version in the tested range (or
+        --embed-any-sglang), and none of the plugin's optional flags that version does not know."""
+        install = compat.installed(self.python)
+        install.check(insist=self.any_sglang)
+        users = {a.split("=", 1)[0] for a in (*self.spec.server_args, *self.extra_args) if a.startswith("--")}
+        argv = self.argv
+        return install.supported(argv, {a for a in argv if a.startswith("--")} - users)
 
     def _start_watchdog(self) -> None:
         # If pytest is killed (-9, the OOM killer) no teardown runs: this small process notices and

@@ -45,8 +45,27 @@ def sections(session) -> list[tuple[str, str, dict]]:
 
         found.append(("embedeval: models side by side (article's figures in brackets)",
                       comparison_table(list(run.models.values()), session.store.baselines.models), {}))
+    if not session.policy.update:
+        found += _missing_machine_baselines(run)
     found += [(None, f"embedeval: written {path}", {}) for path in session.written]
     return found
+
+
+def _missing_machine_baselines(run) -> list[tuple[str | None, str, dict]]:
+    """One line per model whose timed or memory figures had nothing to compare with on this machine."""
+    from ..metrics import metric
+    from ..verdicts import Outcome
+
+    lines = []
+    for model_run in run.models.values():
+        missing = sorted({v.metric for v in model_run.verdicts
+                          if v.outcome is Outcome.NO_BASELINE and metric(v.metric).hardware_bound})
+        if missing:
+            lines.append((None, f"embedeval: {model_run.model} has no timing or memory baselines for "
+                                f"{model_run.profile.hardware} ({', '.join(missing)}); scores and vectors were "
+                                "still checked. Record this machine's by running the same command with "
+                                "--embed-update-baselines", {"yellow": True}))
+    return lines
 
 
 def write_files(session, settings) -> list[Path]:

@@ -37,10 +37,12 @@ def verdict_table(verdicts: Iterable[Verdict], markdown: bool = False) -> str:
             v.delta_text(),
             v.tolerance or "-",
             v.outcome.value.upper() if v.outcome in _FAILING else v.outcome.value,
+            v.published or "",
         )
         for v in ordered
     ]
-    return table(("metric", "baseline", "measured", "95% CI", "delta", "tolerance", "verdict"), rows, markdown)
+    return table(("metric", "baseline", "measured", "95% CI", "delta", "tolerance", "verdict", "vs published"), rows,
+                 markdown)
 
 
 def pair_table(verdicts: Iterable[Verdict], markdown: bool = False) -> str:

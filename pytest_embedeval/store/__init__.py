@@ -1,7 +1,7 @@
 """The baseline store: a directory (``baselines/``) reviewed in pull requests.
 
     baselines/<model>.toml                      figures, tolerances and provenance (baselines.py)
-    baselines/vectors/<model>/<profile>.npz     probe vectors for the drift check (vectors.py)
+    baselines/vectors/<model>/<engine>-<dtype>.npz  probe vectors for the drift check (vectors.py)
     baselines/timings/<model>/<profile>.json    per-request samples, pytest-benchmark's format (timings.py)
 
 Every write goes through ``files``: one writer at a time, atomic renames, nothing outside the directory.
@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from .baselines import BaselineError, BaselineStore, Change, ModelBaselines, profile_name
+from .baselines import BaselineError, BaselineStore, Change, ModelBaselines, profile_name, vectors_name
 from .timings import TimingStore
 from .vectors import VectorFileError, VectorStore
 
@@ -34,4 +34,4 @@ class Store:
 
 
 __all__ = ["BaselineError", "BaselineStore", "Change", "ModelBaselines", "Store", "TimingStore", "VectorFileError",
-           "VectorStore", "profile_name"]
+           "VectorStore", "profile_name", "vectors_name"]

@@ -37,7 +37,7 @@ import tomlkit
 from ..hardware import ANY, HardwareProfile
 from ..metrics import EXACT, Tolerance, metric
 from ..names import safe_name
-from ..verdicts import Outcome, Verdict, compare
+from ..verdicts import Outcome, Verdict, compare, format_value
 from .files import inside, locked, remove_stale_temporaries, write_atomically
 
 SOURCES = ("article", "official", "measured")
@@ -73,8 +73,10 @@ class Profile:
     note: str = ""
     metrics: dict[str, Entry] = field(default_factory=dict)
 
-    def applies_to(self, here: HardwareProfile) -> bool:
-        return here.matches(self.hardware, self.engine, self.dtype)
+    def applies_to(self, here: HardwareProfile, hardware_bound: bool = True) -> bool:
+        """Whether its figures judge a run ``here``; a figure that is not ``hardware_bound`` (a score, a
+        vector, a shape) depends on the engine and the dtype alone, so any hardware's profile will do."""
+        return here.matches(self.hardware if hardware_bound else ANY, self.engine, self.dtype)
 
     @property
     def is_exact(self) -> bool:
@@ -88,17 +90,38 @@ class ModelBaselines:
     profiles: dict[str, Profile]
 
     def find(self, metric_name: str, here: HardwareProfile) -> tuple[Profile, Entry] | None:
-        """The baseline for this hardware: an exact profile first, then one that says "any".
+        """The measured baseline that judges this figure here: this hardware's profile first, then an exact
+        one, then the newest. Times, rates and memory need the same hardware; scores, vectors and shapes
+        take any hardware's with the same engine and dtype.
 
-        Measured figures beat published ones for the same hardware; profiles for other hardware
-        and figures marked disputed are never used.
+        Published figures (an article's, a model card's) never judge: they were measured elsewhere, some are
+        known to be wrong, and a new runner must be able to go green. They are shown beside the verdict.
         """
-        candidates = [p for p in self.profiles.values()
-                      if metric_name in p.metrics and not p.metrics[metric_name].disputed and p.applies_to(here)]
+        bound = metric(metric_name).hardware_bound
+        candidates = [p for p in self.profiles.values() if p.source == "measured" and metric_name in p.metrics
+                      and not p.metrics[metric_name].disputed and p.applies_to(here, bound)]
         if not candidates:
             return None
-        best = max(candidates, key=lambda p: (p.is_exact, p.source == "measured"))
+        best = max(candidates, key=lambda p: (p.hardware == here.hardware, p.is_exact, p.date))
         return best, best.metrics[metric_name]
+
+    def published(self, metric_name: str, measured: float) -> str | None:
+        """The published figures of this metric, each with the measured value's difference from it."""
+        definition, shown = metric(metric_name), []
+        for profile in self.profiles.values():
+            entry = profile.metrics.get(metric_name)
+            if profile.source == "measured" or entry is None:
+                continue
+            where = f" on {profile.hardware}" if definition.hardware_bound and profile.hardware != ANY else ""
+            text = f"{profile.name} {format_value(entry.value, definition.unit)}{where}"
+            if entry.disputed:
+                text += " (disputed)"
+            elif definition.tolerance.relative and entry.value and math.isfinite(measured):
+                text += f": {(measured - entry.value) / abs(entry.value):+.0%}"
+            elif math.isfinite(measured):
+                text += f": {measured - entry.value:+.4g}"
+            shown.append(text)
+        return "; ".join(shown) or None
 
     def compare(self, metric_name: str, measured: float, here: HardwareProfile, *,
                 tolerance: Tolerance | None = None, interval=None, test: str | None = None,
@@ -109,9 +132,10 @@ class ModelBaselines:
         published baseline has no samples, and is compared with this run's interval alone."""
         definition = metric(metric_name)
         found = self.find(metric_name, here)
+        published = self.published(metric_name, measured)
         if found is None:
             return compare(definition, measured, None, model=self.model, profile=str(here), interval=interval,
-                           test=test, note=note, pair=pair)
+                           test=test, note=note, pair=pair, published=published)
         profile, entry = found
         if ratio_interval and sampled_baseline and math.isclose(entry.value, sampled_baseline, rel_tol=1e-3):
             interval = (entry.value * ratio_interval[0], entry.value * ratio_interval[1])
@@ -119,7 +143,7 @@ class ModelBaselines:
             note += "CI of this run against the baseline run, both runs' samples resampled"
         return compare(definition, measured, entry.value, tolerance or entry.tolerance, model=self.model,
                        profile=profile.name, source=profile.source, interval=interval, test=test, note=note,
-                       pair=pair)
+                       pair=pair, published=published)
 
 
 # -- loading ------------------------------------------------------------------------------------
@@ -240,6 +264,11 @@ class Change:
     @property
     def written(self) -> bool:
         return not self.action.startswith("refused")
+
+
+def vectors_name(here: HardwareProfile) -> str:
+    """The name probe vectors are stored under: engine and dtype, since vectors do not depend on the hardware."""
+    return "-".join(safe_name(part, what) for part, what in ((here.engine, "engine name"), (here.dtype, "dtype")))
 
 
 def profile_name(here: HardwareProfile) -> str:
