@@ -169,6 +169,7 @@ def embed_throughput(target: Target, *, batch_size: int = 32, tokens: int = 128,
         deadline = time.monotonic() + sweep_seconds
         for level in SWEEP:
             probe = _throughput_at(target, batch_size, tokens, level, max(16, 4 * level)).tokens_per_s
+            target.progress(f"embed_throughput: sweep, concurrency {level}: {probe:.0f} tokens/s")
             if probe > best * 1.05:
                 best_at, flat = level, 0
             else:

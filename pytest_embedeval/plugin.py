@@ -54,7 +54,8 @@ def _session(config: pytest.Config):
 
 def _progress(config: pytest.Config, line: str) -> None:
     reporter = config.pluginmanager.get_plugin("terminalreporter")  # looked up late: it registers after us
-    reporter.write_line(line) if reporter else print(line)
+    if config.get_verbosity() >= 0:  # -q keeps long work quiet
+        reporter.write_line(line) if reporter else print(line)
 
 
 def pytest_configure(config: pytest.Config) -> None:

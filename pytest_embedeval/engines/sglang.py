@@ -283,9 +283,12 @@ class SGLangServer:
         # processes and is inherited by everything SGLang starts. It reaches SGLang through the file.
         env = {name: value for name, value in os.environ.items()
                if name != API_KEY_ENV and not (self.api_key and value == self.api_key)}
-        if self.offline:  # nothing at run time may reach the hub: a missing file must fail, not download
-            env["HF_HUB_OFFLINE"] = "1"
-            env["TRANSFORMERS_OFFLINE"] = "1"
+        for variable in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+            # Nothing at run time may reach the hub unless the user allowed it: a missing file must fail.
+            if self.offline:
+                env[variable] = "1"
+            else:
+                env.pop(variable, None)
         fixes = external.environment_for(self.spec, self.device)
         if fixes and self.python != sys.executable:
             # Another virtualenv imports the fixes from a folder that holds this package alone: its own
