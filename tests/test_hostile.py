@@ -92,15 +92,15 @@ def test_a_key_sent_over_plain_http_to_another_machine_warns(url, key, warns):
 @pytest.mark.parametrize("mode", ["trickle", "trickle-headers"])
 def test_a_trickled_answer_fails_the_request_at_its_deadline(mode):
     with HostileServer(mode, delay=0.2) as standin:
-        client = EmbeddingClient(standin.url, "m", timeout=1.0, max_retries=1)
+        client = EmbeddingClient(standin.url, "m", timeout=1.0, max_retries=0)
         started = time.monotonic()
         with pytest.raises(EmbeddingRequestError) as info:
             client.embed(["a"])
         seconds = time.monotonic() - started
     # Every byte arrives within the 1 s timeout, so a per-read timeout never fires: the whole answer
-    # (over 150 bytes at 0.2 s each) would take more than 30 s. Two attempts of 1 s, one back-off.
-    assert seconds < 4, seconds
-    assert "within the 1 s timeout on every one of 2 attempts" in str(info.value)
+    # (over 150 bytes at 0.2 s each) takes 33 s. The margin is for a machine busy with SGLang.
+    assert seconds < 5, seconds
+    assert "within the 1 s timeout on 1 attempt" in str(info.value)
 
 
 def test_the_load_generator_ends_a_trickled_request_at_its_deadline():
