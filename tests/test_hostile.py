@@ -107,7 +107,7 @@ def test_the_load_generator_ends_a_trickled_request_at_its_deadline():
     with HostileServer("trickle", delay=0.2) as standin:
         started = time.monotonic()
         result = run_load(standin.url, "m", [["a"]] * 2, concurrency=2, timeout=1.0)
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 5  # two requests side by side, 1 s each; the answer takes 33 s
     assert (result.requests, result.failures) == (0, 2)
     assert "no complete answer within the 1 s deadline" in result.errors[0]
 
