@@ -29,7 +29,8 @@ from pathlib import Path
 
 from pytest_embedeval.engines.sglang import SGLangServer
 from pytest_embedeval.measure.load import run_load
-from pytest_embedeval.measure.memory import PeakSampler, process_tree, tree_pss_bytes
+from pytest_embedeval.measure.memory import PeakSampler, tree_pss_bytes
+from pytest_embedeval.processes import process_tree
 from pytest_embedeval.measure.inputs import texts_of_tokens
 from pytest_embedeval.registry import Registry
 

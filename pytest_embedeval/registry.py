@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import string
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -37,11 +37,9 @@ class ModelSpec:
     pooling: str  # how the model was trained to pool: one of POOLINGS
     matryoshka: tuple[int, int] | None = None  # smallest and largest truncation size
     query_prompt: str | None = None  # "{query}" / "{task}" placeholders, or a plain prefix
-    needs_is_embedding: bool = True  # SGLang serves it as an embedding model only with --is-embedding
     trust_remote_code: bool = False
     server_args: tuple[str, ...] = ()  # launch arguments this model always needs
     parameters: str | None = None
-    official: dict[str, float] = field(default_factory=dict, compare=False, hash=False)
 
     def local_dir(self) -> Path | None:
         """The model's files on this machine, without touching the network."""
@@ -87,14 +85,12 @@ def _builtin_specs() -> dict[str, ModelSpec]:
             pooling="last",
             matryoshka=(32, 2560),
             query_prompt="Instruct: {task}\nQuery:{query}",
-            needs_is_embedding=True,
             # SGLang rejects `dimensions` unless the model declares which sizes it may truncate to.
             server_args=(
                 "--json-model-override-args",
                 json.dumps({"matryoshka_dimensions": [32, 64, 128, 256, 512, 768, 1024, 1536, 2048, 2560]}),
             ),
             parameters="4.02B",
-            official={"cmteb_avg": 72.27},
         ),
         "bge-large-zh": ModelSpec(
             alias="bge-large-zh",
@@ -103,9 +99,7 @@ def _builtin_specs() -> dict[str, ModelSpec]:
             max_tokens=512,
             pooling="cls",
             query_prompt="为这个句子生成表示以用于检索相关文章：",
-            needs_is_embedding=False,  # an encoder: SGLang detects it, the flag is harmless
             parameters="326M",
-            official={"cmteb_avg": 64.53},
         ),
         "minilm": ModelSpec(
             alias="minilm",
@@ -115,7 +109,6 @@ def _builtin_specs() -> dict[str, ModelSpec]:
             # serving the same window keeps served and reference vectors comparable.
             max_tokens=256,
             pooling="mean",
-            needs_is_embedding=False,
             server_args=("--context-length", "256"),
             parameters="22.7M",
         ),
@@ -186,7 +179,6 @@ _USER_FIELDS = {
     "pooling": str,
     "matryoshka": list,
     "query_prompt": str,
-    "needs_is_embedding": bool,
     "trust_remote_code": bool,
     "server_args": list,
     "parameters": str,

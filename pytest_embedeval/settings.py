@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .engines import API_KEY_ENV, check_server_args
 from .names import safe_name
 
-API_KEY_ENV = "EMBEDEVAL_API_KEY"
 LOCALHOST = "127.0.0.1"
 
 
@@ -160,6 +160,11 @@ def read(option: Callable[[str], Any], ini: Callable[[str], Any], rootpath: Path
             safe_name(hardware, "--embed-hardware key")
         except ValueError as exc:
             raise SettingsError(str(exc)) from None
+    server_args = tuple(arg for value in option("embed_server_arg") for arg in shlex.split(value))
+    try:  # before anything boots: the host, port and key are the plugin's to set
+        check_server_args(server_args, "--embed-server-arg")
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
     path = lambda name: Path(option(name)) if option(name) else None  # noqa: E731
     device = option("embed_device") or ini("embed_device")
     if device not in ("auto", "cpu", "cuda"):
@@ -168,7 +173,7 @@ def read(option: Callable[[str], Any], ini: Callable[[str], Any], rootpath: Path
         specs=specs,
         url=option("embed_url"),
         device=device,
-        server_args=tuple(arg for value in option("embed_server_arg") for arg in shlex.split(value)),
+        server_args=server_args,
         boot_timeout=option("embed_boot_timeout") or _seconds(ini, "embed_boot_timeout"),
         request_timeout=option("embed_request_timeout") or _seconds(ini, "embed_request_timeout"),
         api_key=option("embed_api_key") or os.environ.get(API_KEY_ENV) or None,
@@ -210,6 +215,10 @@ def _reference(option: Callable[[str], Any], registry, specs: list) -> Reference
     except (UnknownModelError, ModelConfigError) as exc:
         raise SettingsError(f"--embed-reference-model: {exc}") from None
     server_args = None if arguments is None else tuple(a for value in arguments for a in shlex.split(value))
+    try:
+        check_server_args(server_args or (), "--embed-reference-server-arg")
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
     return Reference(spec, url, python, server_args)
 
 

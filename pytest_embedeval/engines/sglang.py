@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+from ..processes import process_tree
 from ..registry import ModelSpec
 from . import API_KEY_ENV, OWNED_OPTIONS, auth_headers, check_server_args, compat, external, owned_option
 from .watchdog import end_session, mask_file
@@ -95,11 +96,7 @@ def describe_pid(pid: int | None) -> str:
 
 def tree_pids(pid: int) -> set[int]:
     """The process and its descendants; for SGLang, the server and every worker it started."""
-    try:
-        root = psutil.Process(pid)
-        return {pid} | {child.pid for child in root.children(recursive=True)}
-    except psutil.NoSuchProcess:
-        return set()
+    return {proc.pid for proc in process_tree(pid)}
 
 
 # SGLang 0.5.23 logs this when its HTTP port is taken, and then hangs instead of exiting.
@@ -514,11 +511,7 @@ class SGLangServer:
         self.remove_config()
         if self.process is None:
             return
-        try:
-            root = psutil.Process(self.process.pid)
-            tree = [root, *root.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            tree = []
+        tree = process_tree(self.process.pid)
         for proc in tree:
             try:
                 proc.terminate()

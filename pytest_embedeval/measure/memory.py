@@ -6,10 +6,7 @@ import time
 
 import psutil
 
-
-def process_tree(pid: int) -> list[psutil.Process]:
-    root = psutil.Process(pid)
-    return [root, *root.children(recursive=True)]
+from ..processes import process_tree
 
 
 def tree_pss_bytes(pid: int) -> int:
