@@ -19,7 +19,6 @@ from .registry import ModelSpec
 from .vectors import ShapeMismatch, is_half_precision, row_cosines
 
 
-
 def min_cosine_for(dtype: str) -> float:
     """fp32 servers must match the fp32 reference to rounding noise; half precision rounds every layer."""
     return 0.999 if is_half_precision(dtype) else 0.9999

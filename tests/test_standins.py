@@ -212,6 +212,21 @@ def test_a_reference_that_fits_nowhere_says_so():
         place_reference(4_021_774_336, {0: 9 * 2**30}, 8 * 2**30)
 
 
+def test_the_reference_runs_in_float32_although_qwen3_files_are_bfloat16(standins):
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    path = standins["qwen3-4b"].path
+    as_stored = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+    assert next(as_stored.parameters()).dtype == torch.bfloat16  # what sentence-transformers does by itself
+    reference = ReferenceModel(Registry().resolve("qwen3-4b"), device="cpu")
+    assert {p.dtype for p in reference.encoder.parameters()} == {torch.float32}
+    texts = ["hello world", "北京是中国的首都。"]
+    # bf16 activations move the vectors even through 2 layers (the real model has 36): a reference that rounds
+    # would spend the tolerance the fp32 server is held to.
+    assert row_cosines(as_stored.encode(texts), reference.encode(texts)).min() < 0.999999
+
+
 def test_parameters_are_counted_from_the_safetensors_headers(standins):
     from sentence_transformers import SentenceTransformer
 

@@ -88,7 +88,7 @@ class MtebPromptRules:
     arguments: dict[str, Any]
 
     @classmethod
-    def for_model(cls, name: str) -> "MtebPromptRules | None":
+    def for_model(cls, name: str) -> MtebPromptRules | None:
         """The rules for a model mteb knows by ``name`` (a Hugging Face id); None for any other model."""
         import mteb
         from mteb.models.instruct_wrapper import InstructSentenceTransformerModel
