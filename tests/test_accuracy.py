@@ -8,20 +8,35 @@ import threading
 import time
 import zlib
 
+import mteb
 import numpy as np
 import pytest
+from datasets import Dataset, DatasetDict
+from scipy import stats
 
 from pytest_embedeval.accuracy import (
     CMTEB_STS_TASKS,
+    ItemCapture,
+    PairItems,
+    QueryItems,
     ServerEncoder,
     TaskDataError,
+    TaskScore,
     UnknownTarget,
+    bootstrap_interval,
     evaluate,
     resolve_target,
     shipped_tasks,
     tasks_from_path,
 )
+from pytest_embedeval.accuracy.items import score as items_score
+from pytest_embedeval.accuracy.tasks import shipped_data_dir
+from pytest_embedeval.metrics import metric
 from pytest_embedeval.registry import Registry
+from pytest_embedeval.verdicts import Outcome, compare
+
+# The module, not the function the package exports under the same name.
+evaluate_module = sys.modules["pytest_embedeval.accuracy.evaluate"]
 
 PAIRS = [
     ("A man is playing a guitar.", "A man plays the guitar.", 4.8),
@@ -210,19 +225,21 @@ def test_targets_name_presets_mteb_tasks_and_user_data(sts_file):
 # The encoder, with a client double
 
 
-@pytest.mark.parametrize(("alias", "query_prefix"), [
-    # Qwen3's "{task}" gets the instruction mteb keeps for the task (here the file task's own).
-    ("qwen3-4b", "Instruct: Given a question, retrieve passages that answer the question\nQuery:"),
-    ("bge-large-zh", "为这个句子生成表示以用于检索相关文章："),
+@pytest.mark.parametrize(("alias", "query_prefix", "sts_prefix"), [
+    # Qwen3's "{task}" gets the instruction mteb keeps for the task (here the file task's own); as mteb's own
+    # Qwen3 model does, both sides of an STS pair get the STS instruction too.
+    ("qwen3-4b", "Instruct: Given a question, retrieve passages that answer the question\nQuery:",
+     "Instruct: Retrieve semantically similar text.\nQuery:"),
+    ("bge-large-zh", "为这个句子生成表示以用于检索相关文章：", ""),
 ], ids=["qwen3-4b", "bge-large-zh"])
-def test_the_query_prompt_goes_to_queries_only(sts_file, beir_folder, alias, query_prefix):
+def test_each_model_gets_the_prompts_mteb_gives_it(sts_file, beir_folder, alias, query_prefix, sts_prefix):
     client = RecordingClient()
     encoder = ServerEncoder(client, Registry().resolve(alias))
     evaluate(encoder, tasks_from_path(beir_folder) + tasks_from_path(sts_file))
 
     queries = [query_prefix + q["text"] for q in QUERIES]
     documents = [(d.get("title", "") + " " + d["text"]).strip() for d in DOCS]  # mteb joins title and text
-    sentences = [p[0] for p in PAIRS] + [p[1] for p in PAIRS]  # STS: both sides as they are
+    sentences = [sts_prefix + p[0] for p in PAIRS] + [sts_prefix + p[1] for p in PAIRS]
     assert sorted(client.sent) == sorted(queries + documents + sentences)
 
 
@@ -279,6 +296,234 @@ def test_a_missing_mteb_dataset_offline_fails_fast_and_says_how_to_fetch_it(tmp_
 
 
 # ---------------------------------------------------------------------------------------------
+# Repeated texts: float noise never decides a score
+
+
+def base_vector(text, dimensions=16):
+    return np.random.default_rng(zlib.crc32(text.encode())).normal(size=dimensions)
+
+
+class JitterClient:
+    """A server's float noise: a text's vector moves by ~1e-7 (relative) with its place in the request,
+    as SGLang's do (3e-8 seen for MiniLM). ``seed`` stands for one run on the server."""
+
+    model = "jitter"
+
+    def __init__(self, seed, scale=1e-6):
+        self.seed, self.scale = seed, scale
+
+    def embed(self, texts, dimensions=None):
+        noise = [np.random.default_rng((self.seed, place)).normal(size=16) for place in range(len(texts))]
+        return np.stack([base_vector(t) + self.scale * n for t, n in zip(texts, noise)]).astype(np.float32)
+
+
+class EncoderWithoutDeduplication(ServerEncoder):
+    """What ServerEncoder did before: every copy of a text is sent and gets its own vector."""
+
+    def embed(self, texts):
+        texts = list(texts)
+        return np.concatenate([self.embed_batch(texts[i:i + self.batch_size])
+                               for i in range(0, len(texts), self.batch_size)]).astype(np.float32)
+
+
+@pytest.fixture
+def repeated_pairs_file(tmp_path):
+    # Every pair twice, and the first pair mirrored: the mirror's sentences sit in the other column,
+    # which mteb encodes in a call of its own.
+    mirrored = [(PAIRS[0][1], PAIRS[0][0], PAIRS[0][2])]
+    records = [{"sentence1": a, "sentence2": b, "score": s} for a, b, s in PAIRS * 2 + mirrored]
+    return write_jsonl(tmp_path / "repeated.jsonl", records)
+
+
+def test_a_repeated_text_is_sent_once_and_every_copy_gets_the_same_vector():
+    client = RecordingClient()
+    encoder = ServerEncoder(client, batch_size=2)
+    vectors = encoder.embed(["a", "b", "a", "c", "b", "a"])
+    assert client.sent == ["a", "b", "c"]
+    assert (encoder.texts_encoded, encoder.requests_sent) == (3, 2)  # distinct texts sent, requests
+    np.testing.assert_array_equal(vectors[[0, 2, 5]], np.stack([vectors[0]] * 3))
+    np.testing.assert_array_equal(vectors[[1, 4]], np.stack([vectors[1]] * 2))
+    np.testing.assert_array_equal(vectors, np.stack([client.embed([t])[0] for t in "abacba"]))
+
+
+def test_a_file_that_repeats_pairs_scores_the_same_whatever_the_float_noise(repeated_pairs_file):
+    (clean,) = evaluate(ServerEncoder(JitterClient(seed=0, scale=0.0)), tasks_from_path(repeated_pairs_file))
+    for seed, batch_size in [(1, 32), (2, 7), (3, 3), (4, 1)]:
+        encoder = ServerEncoder(JitterClient(seed), batch_size=batch_size)
+        (noisy,) = evaluate(encoder, tasks_from_path(repeated_pairs_file))
+        assert (noisy.value, noisy.interval) == (clean.value, clean.interval), (seed, batch_size)
+    assert clean.items == 2 * len(PAIRS) + 1
+
+
+def test_without_deduplication_the_same_noise_moves_the_score(repeated_pairs_file):
+    # The premise of the test above: this noise does reach a score when copies get vectors of their own.
+    (task,) = tasks_from_path(repeated_pairs_file)
+    clean = evaluate_module._run_one(EncoderWithoutDeduplication(JitterClient(seed=0, scale=0.0)), task)
+    noisy = [evaluate_module._run_one(EncoderWithoutDeduplication(JitterClient(seed), batch_size=7), task)
+             for seed in (1, 2, 3)]
+    assert {r.task_results[0].get_score() for r in noisy} != {clean.task_results[0].get_score()}
+
+
+# ---------------------------------------------------------------------------------------------
+# The score's sampling error: a bootstrap over its items
+
+
+def synthetic_pairs(n, seed, noise=0.75):
+    """n STS pairs from a population whose Spearman correlation is known: gold scores and pair
+    vectors (32 dims) whose cosine follows the same latent similarity, each with its own noise."""
+    rng = np.random.default_rng(seed)
+    latent = rng.normal(size=n)
+    gold = latent + noise * rng.normal(size=n)
+    cosine = 1 / (1 + np.exp(-(latent + noise * rng.normal(size=n))))  # monotone: ranks are the latent's
+    first = rng.normal(size=(n, 32))
+    first /= np.linalg.norm(first, axis=1, keepdims=True)
+    other = rng.normal(size=(n, 32))
+    other -= (other * first).sum(axis=1, keepdims=True) * first
+    other /= np.linalg.norm(other, axis=1, keepdims=True)
+    second = cosine[:, None] * first + np.sqrt(1 - cosine[:, None] ** 2) * other
+    similarity = (first * second).sum(axis=1) / np.linalg.norm(second, axis=1)
+    pearson = 1 / (1 + noise ** 2)  # of the two noisy copies of the latent
+    population_spearman = 6 / np.pi * np.arcsin(pearson / 2)  # for a bivariate normal
+    return PairItems(similarity, gold), population_spearman
+
+
+def test_resampled_ranks_are_scipys_average_ranks():
+    rng = np.random.default_rng(7)
+    gold = rng.integers(0, 6, 60).astype(float)  # gold scores tie a lot
+    similarity = rng.normal(size=60)
+    similarity[5] = similarity[9]
+    items = PairItems(similarity, gold)
+    draws = rng.integers(0, 60, size=(20, 60))  # resamples repeat pairs: more ties
+    expected = [stats.spearmanr(similarity[d], gold[d])[0] for d in draws]
+    np.testing.assert_allclose(items.statistic(draws), expected, rtol=0, atol=1e-12)
+    assert items_score([items]) == pytest.approx(stats.spearmanr(similarity, gold)[0], abs=1e-12)
+
+
+def test_the_interval_covers_the_population_score_about_95_times_in_100():
+    covered, half_widths = 0, []
+    for seed in range(60):
+        items, population = synthetic_pairs(150, seed)
+        low, high = bootstrap_interval([items])
+        covered += low <= population <= high
+        half_widths.append((high - low) / 2)
+    assert covered >= 52, covered  # 95% of 60 is 57; an interval that ignores the pairing covers far less
+    assert np.mean(half_widths) < 0.15  # and it is not simply wide: ~0.11 for 150 pairs at rho 0.62
+
+
+def test_the_interval_narrows_with_the_square_root_of_the_items():
+    width = {}
+    for n in (200, 800):
+        low, high = bootstrap_interval([synthetic_pairs(n, seed=1)[0]])
+        width[n] = high - low
+    assert 0.35 < width[800] / width[200] < 0.7, width  # 1/sqrt(4) = 0.5
+
+
+def test_the_same_items_give_the_same_interval():
+    items, _ = synthetic_pairs(300, seed=3)
+    assert bootstrap_interval([items]) == bootstrap_interval([items])
+
+
+def test_each_group_is_resampled_within_itself():
+    # A task on two subsets scores the mean of their scores; resampled apart, every resample of
+    # "all perfect" and "all missed" averages exactly 0.5. Pooled, the mean would wander.
+    groups = [QueryItems(np.ones(30)), QueryItems(np.zeros(30))]
+    assert items_score(groups) == 0.5
+    assert bootstrap_interval(groups) == (0.5, 0.5)
+
+
+def test_too_few_items_give_no_interval():
+    assert bootstrap_interval([QueryItems(np.array([1.0, 0.0]))]) is None
+    assert bootstrap_interval([]) is None
+
+
+@pytest.mark.parametrize(("interval", "items", "too_small"), [
+    ((70.0, 74.0), 300, True),      # +-2 points
+    ((71.6, 72.4), 5000, False),    # +-0.4
+    (None, 2, True),                # too few items to resample
+    ((100.0, 100.0), 12, True),     # every resample perfect, but 12 pairs cannot vouch for 1%
+    ((100.0, 100.0), 400, False),   # rule of three: 3/400 < 1%
+    (None, None, False),            # nothing known
+])
+def test_a_score_says_when_its_set_is_too_small_for_one_point(interval, items, too_small):
+    task_score = TaskScore("data:x", "x", "cosine_spearman", 72.0, 1.0, 10, interval=interval, items=items,
+                           item_unit="pairs")
+    assert task_score.too_small_for_one_point is too_small
+
+
+# ---------------------------------------------------------------------------------------------
+# The items come from the run that scored
+
+
+def non_blank_lines(path):
+    return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+
+
+def judged_queries(folder):
+    """Queries with a relevant document: the ones mteb scores (it drops the others)."""
+    rows = [line.split("\t") for line in (folder / "qrels.tsv").read_text().splitlines()[1:] if line.strip()]
+    return len({query for query, _, relevance in rows if int(relevance) > 0})
+
+
+def test_every_shipped_task_gets_an_interval_over_all_its_items():
+    scores = evaluate(ServerEncoder(RecordingClient()), shipped_tasks())
+    data = shipped_data_dir()
+    expected = [non_blank_lines(data / "sts" / f"{code}.jsonl") for code in ("en", "zh")]
+    expected += [judged_queries(data / "retrieval" / code) for code in ("en", "zh")]
+    assert [s.items for s in scores] == expected
+    assert [s.item_unit for s in scores] == ["pairs", "pairs", "queries", "queries"]
+    for task_score in scores:
+        low, high = task_score.interval
+        assert low <= task_score.value <= high, task_score
+
+
+def test_the_items_rebuild_mtebs_own_score_of_the_shipped_sts_tasks():
+    encoder = ServerEncoder(RecordingClient())
+    for task in shipped_tasks()[:2]:
+        with ItemCapture(task, encoder) as capture:
+            result = evaluate_module._run_one(encoder, task)
+        groups = capture.groups()
+        assert [len(g) for g in groups] == [non_blank_lines(task.source)]
+        # Same vectors, same cosines: the Spearman over pairs is mteb's main score.
+        assert items_score(groups) == pytest.approx(result.task_results[0].get_score(), abs=1e-6)
+
+
+def test_the_capture_leaves_task_and_encoder_as_they_were(sts_file, beir_folder):
+    encoder = ServerEncoder(RecordingClient())
+    tasks = tasks_from_path(sts_file) + tasks_from_path(beir_folder)
+    evaluate(encoder, tasks)
+    assert "encode" not in vars(encoder)
+    for task in tasks:
+        assert not {"_evaluate_subset", "task_specific_scores"} & set(vars(task))
+    # An encode of the instance's own (a user's patch) is put back, not dropped.
+    own_encode = encoder.encode
+    encoder.encode = own_encode
+    evaluate(encoder, tasks_from_path(sts_file))
+    assert vars(encoder)["encode"] is own_encode
+
+
+def test_mtebs_own_sts_task_gets_an_interval_over_both_its_splits():
+    # C-MTEB's STSB, its data put in place as a prefilled cache would load it (sentence1, sentence2,
+    # score); it is scored on two splits, each resampled within itself.
+    task = mteb.get_task("STSB")
+    rows = {"sentence1": [a for a, _, _ in PAIRS], "sentence2": [b for _, b, _ in PAIRS],
+            "score": [s for _, _, s in PAIRS]}
+    task.dataset = DatasetDict({split: Dataset.from_dict(rows) for split in task.metadata.eval_splits})
+    task.data_loaded = True
+    (task_score,) = evaluate(ServerEncoder(RecordingClient()), [task])
+    assert task_score.metric == "mteb:STSB"
+    assert task_score.items == len(PAIRS) * len(task.metadata.eval_splits) == 20
+    assert task_score.interval is not None
+
+
+def test_a_main_score_the_items_cannot_rebuild_gets_no_interval(sts_file):
+    (task,) = tasks_from_path(sts_file)
+    task.metadata = task.metadata.model_copy(update={"main_score": "euclidean_spearman"})
+    (task_score,) = evaluate(ServerEncoder(RecordingClient()), [task])
+    assert task_score.main_score == "euclidean_spearman"
+    assert (task_score.interval, task_score.items, task_score.too_small_for_one_point) == (None, None, False)
+
+
+# ---------------------------------------------------------------------------------------------
 # Against the real server
 
 
@@ -299,6 +544,21 @@ def test_the_served_model_scores_plausibly_on_the_shipped_english_sts(english_st
     assert score.metric == "mteb:EmbedEvalSTS-en"
     assert 40 < score.value < 95, score
     assert encoder.texts_encoded == score.texts_encoded > 0
+    # minilm: 74.91, 95% CI 68.50..80.07 over 359 pairs: a few hundred pairs cannot tell 1 point.
+    assert score.items == non_blank_lines(shipped("EmbedEvalSTS-en").source)
+    assert score.interval[0] < score.value < score.interval[1]
+    assert score.too_small_for_one_point
+
+
+@pytest.mark.server
+def test_the_items_rebuild_mtebs_score_from_the_servers_vectors(embed_client, embed_model):
+    encoder = ServerEncoder(embed_client, embed_model)
+    for name in ("EmbedEvalSTS-en", "EmbedEvalSTS-zh"):
+        task = shipped(name)
+        with ItemCapture(task, encoder) as capture:
+            result = evaluate_module._run_one(encoder, task)
+        # The cosines of the vectors mteb scored, Spearman over pairs: mteb's main score to 1e-6.
+        assert items_score(capture.groups()) == pytest.approx(result.task_results[0].get_score(), abs=1e-6), name
 
 
 @pytest.mark.server
@@ -319,3 +579,70 @@ def test_the_served_model_finds_the_obvious_documents(beir_folder, embed_client,
 def test_the_served_model_scores_plausibly_on_the_shipped_english_retrieval(embed_client, embed_model):
     (score,) = evaluate(ServerEncoder(embed_client, embed_model), [shipped("EmbedEvalRetrieval-en")])
     assert 60 < score.value <= 100, score  # minilm: 89.8, the same as sentence-transformers in-process
+    # Each query's nDCG@10 as mteb computed it; their mean is the score (checked in evaluate).
+    assert score.items == judged_queries(shipped("EmbedEvalRetrieval-en").source)
+    assert score.interval[0] < score.value < score.interval[1]
+
+
+# The pairs of issue 16: 6 pairs written twice. Their score moved 99.64 -> 99.12 between two runs on one server
+# when each copy of a sentence got a vector of its own.
+ISSUE_16_PAIRS = [
+    ("A man is playing a guitar.", "A man plays the guitar.", 4.8),
+    ("A man is playing a guitar.", "A woman is slicing onions.", 0.2),
+    ("The stock market fell sharply today.", "Shares dropped steeply on Monday.", 3.6),
+    ("The stock market fell sharply today.", "A dog runs across the park.", 0.0),
+    ("Kids are swimming in the lake.", "Children swim in a lake.", 4.6),
+    ("Kids are swimming in the lake.", "The lake is frozen in winter.", 1.2),
+] * 2
+
+
+@pytest.mark.server
+def test_a_file_that_repeats_pairs_scores_the_same_on_every_run(tmp_path, embed_client, embed_model):
+    records = [{"sentence1": a, "sentence2": b, "score": s} for a, b, s in ISSUE_16_PAIRS]
+    path = write_jsonl(tmp_path / "ours.jsonl", records)
+    # Other batch sizes put each sentence at other places in other requests: the noise the issue saw.
+    runs = [evaluate(ServerEncoder(embed_client, embed_model, batch_size=size), tasks_from_path(path))[0]
+            for size in (32, 5, 3)]
+    assert len({(run.value, run.interval) for run in runs}) == 1, runs
+    assert runs[0].items == 12 and runs[0].too_small_for_one_point
+
+
+class PerturbedEncoder(ServerEncoder):
+    """The server's vectors plus a fixed noise per text, ``scale`` times the vectors' own (unit) length."""
+
+    scale = 0.0
+
+    def embed_batch(self, texts):
+        vectors = super().embed_batch(texts)
+        # Seeded by the text: a text's noise is the same in every request, so runs are repeatable.
+        noise = np.stack([np.random.default_rng(zlib.crc32(t.encode())).normal(size=vectors.shape[1]) for t in texts])
+        return (vectors + self.scale * noise / np.sqrt(vectors.shape[1])).astype(np.float32)
+
+
+def perturbed(client, spec, scale):
+    encoder = PerturbedEncoder(client, spec)
+    encoder.scale = scale
+    return encoder
+
+
+@pytest.mark.server
+def test_a_planted_ordering_change_on_300_pairs_is_still_caught(tmp_path, embed_client, embed_model):
+    lines = [line for line in (shipped_data_dir() / "sts" / "en.jsonl").read_text().splitlines() if line.strip()]
+    path = tmp_path / "sts300.jsonl"
+    path.write_text("\n".join(lines[:300]) + "\n")
+    score_metric = metric("data:sts300")  # the default tolerance of a task score: 0.5 points
+    (baseline,) = evaluate(ServerEncoder(embed_client, embed_model), tasks_from_path(path))
+    assert baseline.items == 300
+
+    def verdict(scale):
+        (measured,) = evaluate(perturbed(embed_client, embed_model, scale), tasks_from_path(path))
+        return measured, compare(score_metric, measured.value, baseline.value, interval=measured.interval)
+
+    # Noise of a float's size is no regression.
+    _, float_noise = verdict(1e-6)
+    assert float_noise.outcome == Outcome.PASSED
+    # The plant: noise twice as long as the (unit) vectors, which reorders the pairs' similarities (Kendall's
+    # tau ~0.4 against the clean order). Spearman depends on that order alone, so its drop is the reordering.
+    worse, caught = verdict(2.0)
+    assert caught.outcome == Outcome.REGRESSED, (baseline, worse)
+    assert worse.interval[1] < baseline.value - 0.5  # beyond both the tolerance and this set's own noise

@@ -15,6 +15,7 @@ from .evaluate import (
     evaluate,
     resolve_target,
 )
+from .items import ItemCapture, PairItems, QueryItems, bootstrap_interval
 from .tasks import (
     FileRetrievalTask,
     FileSTSTask,
@@ -32,10 +33,14 @@ __all__ = [
     "DatasetNotCached",
     "FileRetrievalTask",
     "FileSTSTask",
+    "ItemCapture",
+    "PairItems",
+    "QueryItems",
     "ServerEncoder",
     "TaskDataError",
     "TaskScore",
     "UnknownTarget",
+    "bootstrap_interval",
     "check_datasets_available",
     "evaluate",
     "model_meta_for",

@@ -16,6 +16,7 @@ from typing import Any
 import mteb
 from mteb.abstasks.abstask import AbsTask
 
+from . import items as task_items
 from .tasks import FileRetrievalTask, FileSTSTask, shipped_tasks, tasks_from_path
 
 CMTEB_BENCHMARK = "MTEB(cmn, v1)"
@@ -26,6 +27,7 @@ PRESETS = {
     "cmteb": f"every task of mteb's {CMTEB_BENCHMARK} benchmark (31 tasks)",
 }
 PREFETCH_COMMAND = "embedeval prefetch --tasks"
+ONE_POINT = 1.0  # the smallest change a score's item set should be able to tell apart from its noise
 
 Progress = Callable[[str, int, int], Any]
 
@@ -50,7 +52,16 @@ class DatasetNotCached(RuntimeError):
 @dataclass(frozen=True)
 class TaskScore:
     """One task's main score. ``metric`` is ``mteb:<task>`` for mteb's and the shipped tasks,
-    ``data:<name>`` for a user's file."""
+    ``data:<name>`` for a user's file.
+
+    ``interval`` is the score's 95% interval (points) from a bootstrap over the task's ``items``
+    (``item_unit``: STS pairs or retrieval queries), computed from the same vectors as the score: what
+    another set of that many items of the same kind could score. A verdict should count a change only
+    when the whole interval lies beyond the tolerance band. ``too_small_for_one_point`` says when the
+    set cannot tell a 1-point change from its noise. ``interval`` None with ``items`` given: too few
+    items for a bootstrap. Both None: the items could not be taken from the run (another kind of task
+    or main measure), or they did not rebuild mteb's score, so an interval of them would be of another figure.
+    """
 
     metric: str
     task: str
@@ -58,9 +69,35 @@ class TaskScore:
     value: float  # 0-100
     seconds: float
     texts_encoded: int | None  # None when the encoder does not count
+    interval: tuple[float, float] | None = None  # 95% bootstrap interval of value, points
+    items: int | None = None  # how many items the score is over (pairs, queries)
+    item_unit: str | None = None  # "pairs" or "queries"
+
+    @property
+    def half_width(self) -> float | None:
+        """Half the interval's width, points."""
+        return None if self.interval is None else (self.interval[1] - self.interval[0]) / 2
+
+    @property
+    def too_small_for_one_point(self) -> bool:
+        """The item set cannot tell a 1-point change from its own sampling noise: the interval is wider
+        than +-1 point; or the set is too small for a bootstrap at all; or every resample scored the same
+        (a score at its ceiling: 12 pairs in perfect order) and the set has fewer than 300 items. A bootstrap
+        sees no error there, but by the rule of three up to 3/n of such items could break the order
+        unseen, and 3/n is below 1% only from 300 items. False when the items are unknown."""
+        if self.items is None:
+            return False
+        if self.interval is None:
+            return True
+        if self.half_width == 0:
+            return 3 / self.items > ONE_POINT / 100
+        return self.half_width > ONE_POINT
 
     def __str__(self) -> str:
-        return f"{self.metric} {self.main_score} = {self.value:.2f}"
+        text = f"{self.metric} {self.main_score} = {self.value:.2f}"
+        if self.interval is not None:
+            text += f" (95% CI {self.interval[0]:.2f}..{self.interval[1]:.2f}, {self.items} {self.item_unit})"
+        return text
 
 
 def is_file_task(task: AbsTask) -> bool:
@@ -152,7 +189,8 @@ def check_datasets_available(tasks: Iterable[AbsTask]) -> None:
     missing = []
     for task in _leaf_tasks(tasks):
         dataset = task.metadata.dataset
-        if is_file_task(task) or Path(dataset["path"]).is_dir():
+        # A task whose data is already in memory needs nothing from the hub (mteb will not load it again).
+        if is_file_task(task) or task.data_loaded or Path(dataset["path"]).is_dir():
             continue
         try:
             get_dataset_config_names(dataset["path"], revision=dataset.get("revision"))
@@ -193,7 +231,8 @@ def _run_one(encoder: Any, task: AbsTask) -> Any:
 
 
 def evaluate(encoder: Any, tasks: Iterable[AbsTask], progress: Progress | None = None) -> list[TaskScore]:
-    """Each task's main score (0-100), in the order given.
+    """Each task's main score (0-100), in the order given, with its bootstrap interval over the task's
+    items where they can be taken from the run (see ``items``).
 
     ``progress(task_name, index, total)`` is called before each task; ``index`` counts from 1.
     Offline, every mteb dataset is checked before the first task runs, so a missing one fails in
@@ -203,24 +242,41 @@ def evaluate(encoder: Any, tasks: Iterable[AbsTask], progress: Progress | None =
     check_datasets_available(tasks)
     scores = []
     for index, task in enumerate(tasks, 1):
-        name = task.metadata.name
+        # Read before the run: mteb's unload_data drops a task's own metadata, leaving its class's.
+        name, main_score = task.metadata.name, task.metadata.main_score
         if progress is not None:
             progress(name, index, len(tasks))
         texts_before = getattr(encoder, "texts_encoded", None)
         start = time.perf_counter()
-        result = _run_one(encoder, task)
+        with task_items.ItemCapture(task, encoder) as capture:
+            result = _run_one(encoder, task)
         seconds = time.perf_counter() - start
         if result.exceptions:
             raise RuntimeError(f"mteb task {name} failed: {result.exceptions[0].exception}")
         (task_result,) = result.task_results
         texts_after = getattr(encoder, "texts_encoded", None)
+        value = float(task_result.get_score())
         scores.append(TaskScore(
             metric=metric_name(task),
             task=name,
-            main_score=task.metadata.main_score,
+            main_score=main_score,
             # mteb scores are 0-1; its leaderboard, the model cards and our baselines say points.
-            value=100.0 * float(task_result.get_score()),
+            value=100.0 * value,
             seconds=seconds,
             texts_encoded=None if texts_before is None else texts_after - texts_before,
+            **_item_fields(capture.groups(), value),
         ))
     return scores
+
+
+def _item_fields(groups: list[task_items.Items] | None, value: float) -> dict[str, Any]:
+    """TaskScore's interval, items and item_unit from a run's items (0-1 scale in, points out)."""
+    # Each group already rebuilt its own mteb score; this checks the average over groups is mteb's too.
+    if not groups or abs(task_items.score(groups) - value) > task_items.RETRIEVAL_AGREEMENT:
+        return {}
+    interval = task_items.bootstrap_interval(groups)
+    return {
+        "interval": None if interval is None else (100.0 * interval[0], 100.0 * interval[1]),
+        "items": sum(len(group) for group in groups),
+        "item_unit": groups[0].unit,
+    }
