@@ -14,9 +14,10 @@ Every run is the plugin's own embed_latency marker with a reference, judged by t
 geometric mean of the window ratios with its bootstrap interval, tolerance 5%) and, from the same candidate
 samples, today's stored-baseline verdict of latency_p50_ms (its default tolerance, 15%, with both runs'
 samples resampled). Last, the vectors: the candidate's proxy turns every vector to cosine 0.999 from the
-served one, and embed_drift's paired_min_cosine must be flagged; and the accuracy: the candidate's proxy
-turns vectors until the shipped STS-en score drops by about half a point, and embed_accuracy's paired
-difference (paired bootstrap over the pairs) must be flagged.
+served one, and embed_drift's paired_min_cosine must be flagged; and the accuracy: the candidate's proxy cuts
+every input to its first --accuracy-words words (a server whose context shrank), which costs the shipped
+STS-en score about half a point, and embed_accuracy's paired difference (a paired bootstrap over the pairs)
+must be flagged.
 
     python benchmarks/paired.py [--runs 10] [--slowdown 0.10] [--stretch 0.05] [--requests 320]
 """
@@ -83,7 +84,7 @@ def main() -> None:
     parser.add_argument("--slowdown", type=float, default=0.10)
     parser.add_argument("--stretch", type=float, default=0.05, help="a smaller slowdown as well (0: skip)")
     parser.add_argument("--requests", type=int, default=320, help="requests per server and run (16 windows of 20)")
-    parser.add_argument("--accuracy-turn", type=float, default=0.95, help="cosine of the planted accuracy drop")
+    parser.add_argument("--accuracy-words", type=int, default=14, help="words kept of each input (the accuracy drop)")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="embedeval-paired-"))
@@ -128,15 +129,17 @@ def main() -> None:
 
         slow_proxy.turn = 0.999
         drift = judged(store, candidate, reference, "embed_drift", {})["paired_min_cosine"]
-        slow_proxy.turn = args.accuracy_turn
-        accuracy = judged(store, candidate, reference, "embed_accuracy", {"task": "EmbedEvalSTS-en"})
         slow_proxy.turn = 1.0
+        slow_proxy.truncate = args.accuracy_words
+        accuracy = judged(store, candidate, reference, "embed_accuracy", {"task": "EmbedEvalSTS-en"})
+        slow_proxy.truncate = 0
 
     print()
     print(f"minilm on the CPU ({os.cpu_count()} cores), embed_latency batch 1 x 128 tokens, {args.requests} requests "
           "per server and run; paired: A B B A windows of 20, tolerance 5%; stored: the candidate's p50 against "
           f"the baseline recorded at the start ({baseline:.2f} ms), tolerance 15%")
-    print(f"{'phase':6}{'runs':12}{'paired flagged':>16}{'stored flagged':>16}   paired ratios            stored deltas")
+    print(f"{'phase':6}{'runs':12}{'paired flagged':>16}{'stored flagged':>16}   paired ratios"
+          "            stored deltas")
     for phase in ("quiet", "hog"):
         for kind, _ in plans:
             chosen = [r for r in rows if r[0] == phase and r[1] == kind]
@@ -151,7 +154,7 @@ def main() -> None:
     for name, verdict in accuracy.items():
         if name.startswith("paired:"):
             low, high = verdict.interval or (float("nan"), float("nan"))
-            print(f"planted accuracy drop (vectors turned to cosine {args.accuracy_turn}): {name} "
+            print(f"planted accuracy drop (inputs cut to {args.accuracy_words} words): {name} "
                   f"{verdict.measured:+.2f} points [{low:+.2f}, {high:+.2f}] ({verdict.pair_text()}) -> "
                   f"{verdict.outcome.value}")
 

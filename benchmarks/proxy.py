@@ -2,11 +2,13 @@
 
 127.0.0.1:<port> -> upstream, in its own process (so it never competes with the load generator for the
 benchmark's GIL), one pooled aiohttp client to the server, hop-by-hop headers dropped, status, body and
-content type passed back. Two knobs, changeable while it runs:
+content type passed back. Three knobs, changeable while it runs:
 
-  delay  seconds to wait before forwarding each request (a slower server)
-  turn   a cosine < 1 turns every vector of /v1/embeddings answers away from the served one by exactly that
-         cosine, in a direction fixed by the vector itself (a changed kernel: the same drift every time)
+  delay     seconds to wait before forwarding each request (a slower server)
+  turn      a cosine < 1 turns every vector of /v1/embeddings answers away from the served one by exactly that
+            cosine, in a direction fixed by the vector itself (a changed kernel: the same drift every time)
+  truncate  a number of words > 0 cuts every input of /v1/embeddings requests to its first words (a server
+            whose context shrank: the same inputs lose the same words every time)
 """
 
 from __future__ import annotations
@@ -61,11 +63,22 @@ def _turn_body(data: bytes, cosine: float) -> bytes:
     return json.dumps(payload).encode()
 
 
-async def _proxy(upstream: str, port: int, delay, turn, ready) -> None:
+def _truncate_body(body: bytes, words: int) -> bytes:
+    payload = json.loads(body)
+    texts = payload.get("input")
+    cut = lambda text: " ".join(text.split(" ")[:words]) if isinstance(text, str) else text  # noqa: E731
+    payload["input"] = [cut(t) for t in texts] if isinstance(texts, list) else cut(texts)
+    return json.dumps(payload).encode()
+
+
+async def _proxy(upstream: str, port: int, delay, turn, truncate, ready) -> None:
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300), connector=aiohttp.TCPConnector(limit=64))
 
     async def handle(request: web.Request) -> web.Response:
         body = await request.read()
+        embeddings = request.path.endswith("/v1/embeddings")
+        if truncate.value and embeddings and body:
+            body = _truncate_body(body, truncate.value)
         if delay.value:
             await asyncio.sleep(delay.value)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
@@ -74,7 +87,7 @@ async def _proxy(upstream: str, port: int, delay, turn, ready) -> None:
             data = await response.read()
             passed = {k: v for k, v in response.headers.items()
                       if k.lower() not in HOP_BY_HOP and k.lower() != "content-encoding"}
-            if turn.value < 1 and response.status == 200 and request.path.endswith("/v1/embeddings"):
+            if turn.value < 1 and response.status == 200 and embeddings:
                 data = _turn_body(data, turn.value)
             return web.Response(status=response.status, body=data, headers=passed)
 
@@ -87,20 +100,23 @@ async def _proxy(upstream: str, port: int, delay, turn, ready) -> None:
     await asyncio.Event().wait()  # until terminated
 
 
-def _serve_proxy(upstream: str, port: int, delay, turn, ready) -> None:
-    asyncio.run(_proxy(upstream, port, delay, turn, ready))
+def _serve_proxy(upstream: str, port: int, delay, turn, truncate, ready) -> None:
+    asyncio.run(_proxy(upstream, port, delay, turn, truncate, ready))
 
 
 class DelayingProxy:
-    """The proxy's process, and its two knobs (``delay`` seconds, ``turn`` cosine)."""
+    """The proxy's process, and its knobs (``delay`` seconds, ``turn`` cosine, ``truncate`` words)."""
 
     def __init__(self, upstream: str):
         context = multiprocessing.get_context("spawn")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self._delay, self._turn, self._ready = context.Value("d", 0.0), context.Value("d", 1.0), context.Event()
+        self._delay, self._turn = context.Value("d", 0.0), context.Value("d", 1.0)
+        self._truncate = context.Value("i", 0)
+        self._ready = context.Event()
         self._process = context.Process(target=_serve_proxy, name="benchmark-proxy", daemon=True,
-                                        args=(upstream.rstrip("/"), self.port, self._delay, self._turn, self._ready))
+                                        args=(upstream.rstrip("/"), self.port, self._delay, self._turn,
+                                              self._truncate, self._ready))
 
     @property
     def delay(self) -> float:
@@ -117,6 +133,14 @@ class DelayingProxy:
     @turn.setter
     def turn(self, cosine: float) -> None:
         self._turn.value = cosine
+
+    @property
+    def truncate(self) -> int:
+        return self._truncate.value
+
+    @truncate.setter
+    def truncate(self, words: int) -> None:
+        self._truncate.value = words
 
     def __enter__(self) -> "DelayingProxy":
         self._process.start()

@@ -255,28 +255,42 @@ def embed_accuracy(target: Target, *, task: str = "embedeval", dimensions: int |
     Each score carries its 95% interval from a bootstrap over the task's items (pairs, queries), so a
     change counts only when it is beyond the tolerance and beyond what that many items can tell.
     """
-    from . import accuracy  # mteb takes seconds to import: only for tests that ask for a score
-
-    try:
-        tasks = accuracy.resolve_target(task)
-        encoder = accuracy.ServerEncoder(target.client, target.server.spec, dimensions=dimensions,
-                                         batch_size=batch_size, concurrency=concurrency)
-        scores = accuracy.evaluate(encoder, tasks, progress=lambda name, index, total: target.progress(
-            f"embed_accuracy: task {index}/{total} {name} ({target.server.spec.alias})"))
-    except (accuracy.UnknownTarget, accuracy.DatasetNotCached, accuracy.TaskDataError) as exc:
-        raise MeasurementError(str(exc)) from None
+    scores = _scores(target, task, dimensions, batch_size, concurrency)
     setting = f"{task}" + (f", {dimensions} dimensions" if dimensions else "")
     figures = []
     for score in scores:
-        items = getattr(score, "items", None)
-        note = f"{setting}; {items} items" if items else setting
-        if getattr(score, "too_small_for_one_point", False):
+        note = f"{setting}; {score.items} {score.item_unit}" if score.items else setting
+        if score.too_small_for_one_point:
             note += "; too few items to tell a 1-point change"
-        figures.append(Measurement(score.metric, score.value, getattr(score, "interval", None), note))
+        figures.append(Measurement(score.metric, score.value, score.interval, note))
     if task in _AVERAGES and scores:
         average = sum(score.value for score in scores) / len(scores)
         figures.append(Measurement(_AVERAGES[task], average, None, f"average of {len(scores)} tasks"))
+    if target.reference:
+        from .accuracy.paired import paired_difference_interval
+
+        reference = _scores(target.reference, task, dimensions, batch_size, concurrency, ", reference")
+        for mine, theirs in zip(scores, reference):
+            interval = paired_difference_interval(mine.groups, theirs.groups)
+            figures.append(Measurement(
+                f"paired:{mine.metric}", mine.value - theirs.value,
+                None if interval is None else (100 * interval[0], 100 * interval[1]),
+                f"{setting}; the same {mine.items or ''} {mine.item_unit or 'items'} on both servers, "
+                "resampled together", pair=(theirs.value, mine.value)))
     return Measured(figures)
+
+
+def _scores(target: Target, task: str, dimensions, batch_size: int, concurrency: int, role: str = "") -> list:
+    from . import accuracy
+
+    try:
+        tasks = accuracy.resolve_target(task)  # fresh task objects: a run mutates them
+        encoder = accuracy.ServerEncoder(target.client, target.server.spec, dimensions=dimensions,
+                                         batch_size=batch_size, concurrency=concurrency)
+        return accuracy.evaluate(encoder, tasks, progress=lambda name, index, total: target.progress(
+            f"embed_accuracy: task {index}/{total} {name} ({target.server.spec.alias}{role})"))
+    except (accuracy.UnknownTarget, accuracy.DatasetNotCached, accuracy.TaskDataError) as exc:
+        raise MeasurementError(str(exc)) from None
 
 
 def embed_drift(target: Target, *, tolerance: float | None = None) -> Measured:

@@ -117,7 +117,8 @@ def metric(name: str) -> Metric:
         return _m(name, "points", HIGHER, 0.5, f"main score of {name.split(':', 1)[1]}, 0-100")
     if name.startswith(PAIRED_SCORE) and name.removeprefix(PAIRED_SCORE).startswith(SCORE_FAMILIES):
         score = name.removeprefix(PAIRED_SCORE)
-        return _paired(name, HIGHER, 0.5, f"candidate - reference score of {score.split(':', 1)[1]}, points",
+        # Half the stored tolerance: the same items on both sides, so their own spread cancels.
+        return _paired(name, HIGHER, 0.25, f"candidate - reference score of {score.split(':', 1)[1]}, points",
                        "points", unit="points", baseline=0.0)
     raise KeyError(
         f"unknown metric {name!r}; known: {', '.join(CATALOGUE)}, or mteb:<TaskName> / data:<name> for task scores"

@@ -140,7 +140,7 @@ class RunSession:
         """What a marker measures: the server through the run's one counted client, the stored vectors, and
         in a paired run the reference ``(server, client)`` to measure beside it."""
         api_key, timeout = settings.api_key, settings.request_timeout
-        paired = Target(*reference, api_key=api_key, timeout=timeout) if reference else None
+        paired = Target(*reference, api_key=api_key, timeout=timeout, progress=self.progress) if reference else None
         return Target(server, client, api_key=api_key, progress=self.progress, update=self.policy.update,
                       timeout=timeout, reference=paired, stored_vectors=lambda: self.store.vectors.load(
                           model_run.model, vectors_name(model_run.profile)))

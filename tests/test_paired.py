@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from pytest_embedeval import settings as settings_module
+from pytest_embedeval.accuracy.items import PairItems, bootstrap_interval, score
+from pytest_embedeval.accuracy.paired import paired_difference_interval
 from pytest_embedeval.measure.stats import paired_ratio
 from pytest_embedeval.servers import NoRoomForTwo, placement, share_one_gpu
 
@@ -38,6 +40,22 @@ def test_a_10_percent_slowdown_stands_out_of_shared_noise_that_swamps_a_stored_b
 
 def test_equal_windows_give_a_ratio_of_one_with_no_spread():
     assert paired_ratio([20.0, 30.0], [20.0, 30.0]) == (1.0, (1.0, 1.0))
+
+
+def test_a_drop_the_single_scores_cannot_tell_is_told_by_the_same_items_resampled_together():
+    rng = np.random.default_rng(0)
+    gold = rng.uniform(0, 5, 300)
+    reference = gold / 5 + rng.normal(0, 0.25, 300)  # cosines that follow the gold scores, noisily
+    candidate = reference.copy()
+    cut = gold > 3.5  # the most similar pairs lose a third of their contrast (long inputs cut short)
+    candidate[cut] = 0.7 * reference[cut] + 0.3 * reference.mean()
+    mine, theirs = [PairItems(candidate, gold)], [PairItems(reference, gold)]
+    low, high = bootstrap_interval(mine)
+    assert low < score(theirs) < high  # alone, the candidate's interval still holds the reference's score
+    low, high = paired_difference_interval(mine, theirs)
+    assert -0.05 < low < high < -0.01  # together: about 3 points, wholly below a quarter point (0-1 scale)
+    assert paired_difference_interval(theirs, theirs) == (0.0, 0.0)
+    assert paired_difference_interval(mine, [PairItems(reference[:-1], gold[:-1])]) is None  # items must line up
 
 
 # -- room for two servers ------------------------------------------------------------------------
@@ -89,6 +107,30 @@ def test_the_two_servers_vectors_are_compared_text_by_text(pytester, standin, fa
     shown = "1.000000" if fault is None else "0.990000"
     result.stdout.fnmatch_lines([f"*candidate vs reference (the server at {reference.url})*",
                                  f"paired_min_cosine*{shown}*{'pass' if fault is None else 'REGRESSED'}"])
+
+
+STS_PAIRS = [("A man is playing a guitar.", "A man plays the guitar.", 4.8),
+             ("A man is playing a guitar.", "A woman is slicing onions.", 0.2),
+             ("The stock market fell sharply today.", "Shares dropped steeply on Monday.", 3.6),
+             ("Kids are swimming in the lake.", "Children swim in a lake.", 4.6),
+             ("Kids are swimming in the lake.", "The lake is frozen in winter.", 1.2)]
+
+
+def test_accuracy_is_scored_on_both_servers_and_judged_as_a_difference(pytester, standin):
+    data = pytester.path / "ours.jsonl"
+    data.write_text("\n".join(json.dumps({"sentence1": a, "sentence2": b, "score": s}) for a, b, s in STS_PAIRS))
+    pytester.makepyfile(f"import pytest\n\n@pytest.mark.embed_accuracy(task={str(data)!r})\ndef test_ours():\n"
+                        "    pass\n")
+    candidate, reference = standin(), standin()
+    result = pytester.runpytest(f"--embed-url={candidate.url}", "--embed-model=minilm", "--embed-report=report.json",
+                                f"--embed-reference-url={reference.url}")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*embed_accuracy: task 1/1 ours (minilm, reference)*",
+                                 "paired:data:ours * points * points *pass"])
+    (model,) = json.loads((pytester.path / "report.json").read_text())["models"]
+    paired = next(v for v in model["verdicts"] if v["metric"] == "paired:data:ours")
+    assert paired["measured"] == 0 and paired["interval"] == [0, 0]  # the same vectors: no difference at all
+    assert candidate.embedding_requests > 0 and reference.embedding_requests > 0
 
 
 # -- two real SGLang servers ----------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,8 @@ class TaskScore:
     interval: tuple[float, float] | None = None  # 95% bootstrap interval of value, points
     items: int | None = None  # how many items the score is over (pairs, queries)
     item_unit: str | None = None  # "pairs" or "queries"
+    # The per-item values behind the interval, for a paired comparison with another server's run.
+    groups: tuple = field(default=(), compare=False, repr=False)
 
     @property
     def half_width(self) -> float | None:
@@ -279,4 +281,5 @@ def _item_fields(groups: list[task_items.Items] | None, value: float) -> dict[st
         "interval": None if interval is None else (100.0 * interval[0], 100.0 * interval[1]),
         "items": sum(len(group) for group in groups),
         "item_unit": groups[0].unit,
+        "groups": tuple(groups),
     }
