@@ -45,7 +45,7 @@ from pytest_embedeval.store import Store
 from pytest_embedeval.verdicts import Outcome
 
 HERE = HardwareProfile("cpu-paired", "sglang", "float32")
-SETTINGS = SimpleNamespace(api_key=None, request_timeout=120.0)
+SETTINGS = SimpleNamespace(api_key=None, request_timeout=120.0, mteb_results=None)
 
 
 def _spin() -> None:

@@ -58,6 +58,7 @@ class Target:
     update: bool = False  # --embed-update-baselines: a first recording compares the probe set with itself
     timeout: float = 120.0  # seconds for one request (--embed-request-timeout)
     reference: "Target | None" = None  # a reference server measured side by side (paired.py)
+    mteb_results: object = None  # a folder for mteb's own result files of every accuracy task (--embed-mteb-results)
 
     @property
     def url(self) -> str:
@@ -288,7 +289,8 @@ def _scores(target: Target, task: str, dimensions, batch_size: int, concurrency:
         encoder = accuracy.ServerEncoder(target.client, target.server.spec, dimensions=dimensions,
                                          batch_size=batch_size, concurrency=concurrency)
         return accuracy.evaluate(encoder, tasks, progress=lambda name, index, total: target.progress(
-            f"embed_accuracy: task {index}/{total} {name} ({target.server.spec.alias}{role})"))
+            f"embed_accuracy: task {index}/{total} {name} ({target.server.spec.alias}{role})"),
+            results_dir=target.mteb_results)
     except (accuracy.UnknownTarget, accuracy.DatasetNotCached, accuracy.TaskDataError) as exc:
         raise MeasurementError(str(exc)) from None
 

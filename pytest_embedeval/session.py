@@ -142,8 +142,8 @@ class RunSession:
         api_key, timeout = settings.api_key, settings.request_timeout
         paired = Target(*reference, api_key=api_key, timeout=timeout, progress=self.progress) if reference else None
         return Target(server, client, api_key=api_key, progress=self.progress, update=self.policy.update,
-                      timeout=timeout, reference=paired, stored_vectors=lambda: self.store.vectors.load(
-                          model_run.model, vectors_name(model_run.profile)))
+                      timeout=timeout, reference=paired, mteb_results=settings.mteb_results,
+                      stored_vectors=lambda: self.store.vectors.load(model_run.model, vectors_name(model_run.profile)))
 
     def open_reference(self, model_run: ModelRun, server, described: str) -> None:
         """Note in the run's record which server the candidate's paired figures were measured against."""

@@ -52,6 +52,8 @@ OPTIONS = [
     ("--embed-benchmark-json", dict(default=None, metavar="PATH", help="write every request's latency in "
                                     "pytest-benchmark's JSON format (pytest-benchmark compare reads it)")),
     ("--embed-chart", dict(default=None, metavar="PNG", help="write a chart of latency and throughput per model")),
+    ("--embed-mteb-results", dict(default=None, metavar="DIR", help="write mteb's own result files of every "
+                                  "accuracy task there (mteb.load_results reads them)")),
     ("--embed-gpus", dict(default=None, metavar="LIST", help="GPUs to use, e.g. 0,1,2,3; with pytest-xdist each "
                           "worker gets one GPU and its own server")),
     ("--embed-host", dict(default=None, metavar="ADDRESS", help="address the booted server listens on (default "
@@ -125,6 +127,7 @@ class Settings:
     allow_downloads: bool
     reference: Reference | None = None  # paired verdicts: a reference server beside the candidate
     any_sglang: bool = False  # --embed-any-sglang
+    mteb_results: Path | None = None  # --embed-mteb-results
 
     def header(self) -> str:
         target = self.url or f"SGLang booted by the plugin, device {self.device}"
@@ -191,6 +194,7 @@ def read(option: Callable[[str], Any], ini: Callable[[str], Any], rootpath: Path
         allow_downloads=bool(option("embed_allow_downloads")),
         reference=_reference(option, registry, specs),
         any_sglang=bool(option("embed_any_sglang")),
+        mteb_results=path("embed_mteb_results"),
     )
 
 

@@ -232,11 +232,13 @@ def _run_one(encoder: Any, task: AbsTask) -> Any:
         raise
 
 
-def evaluate(encoder: Any, tasks: Iterable[AbsTask], progress: Progress | None = None) -> list[TaskScore]:
+def evaluate(encoder: Any, tasks: Iterable[AbsTask], progress: Progress | None = None,
+             results_dir: Path | None = None) -> list[TaskScore]:
     """Each task's main score (0-100), in the order given, with its bootstrap interval over the task's
     items where they can be taken from the run (see ``items``).
 
     ``progress(task_name, index, total)`` is called before each task; ``index`` counts from 1.
+    ``results_dir``: where mteb's own result files of every task are written, as mteb's cache lays them out.
     Offline, every mteb dataset is checked before the first task runs, so a missing one fails in
     well under a second instead of after hours of the tasks before it.
     """
@@ -256,6 +258,8 @@ def evaluate(encoder: Any, tasks: Iterable[AbsTask], progress: Progress | None =
         if result.exceptions:
             raise RuntimeError(f"mteb task {name} failed: {result.exceptions[0].exception}")
         (task_result,) = result.task_results
+        if results_dir is not None:  # mteb's own layout and files: mteb.load_results reads them back
+            mteb.cache.ResultCache(results_dir).save_to_cache(task_result, encoder.mteb_model_meta)
         texts_after = getattr(encoder, "texts_encoded", None)
         value = float(task_result.get_score())
         scores.append(TaskScore(
