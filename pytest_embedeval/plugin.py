@@ -92,7 +92,7 @@ def _serve(request: pytest.FixtureRequest, tmp_path_factory, spec, reference: bo
     worker = getattr(request.config, "workerinput", {}).get("workerid")
     try:
         with serving(spec, request.config.stash[SETTINGS], tmp_path_factory.mktemp("embedeval"), worker,
-                     reference=reference) as server:
+                     reference=reference, progress=_session(request.config).progress) as server:
             yield server
     except CannotServe as exc:
         pytest.fail(f"{'the reference server: ' if reference else ''}{exc}", pytrace=False)

@@ -30,8 +30,10 @@ class NoRoomForTwo(ValueError):
 CannotServe = (_BootError, UnreachableServer, NoRoomForTwo)  # no server to test, and the sentence says why
 
 
-def server_for(spec, settings: Settings, log_dir: Path, worker: str | None = None, *, reference: bool = False):
-    """The server (not yet started) for ``spec``: the candidate, or with ``reference`` the paired reference."""
+def server_for(spec, settings: Settings, log_dir: Path, worker: str | None = None, *, reference: bool = False,
+               progress=None):
+    """The server (not yet started) for ``spec``: the candidate, or with ``reference`` the paired reference;
+    ``progress(line)`` hears how a long boot is going."""
     if not settings.allow_downloads:
         # Nothing at test time reaches the hub unless asked: a missing file fails fast and says so.
         for variable in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
@@ -52,7 +54,8 @@ def server_for(spec, settings: Settings, log_dir: Path, worker: str | None = Non
         spec, device=device, extra_args=tuple(arguments), api_key=settings.api_key,
         log_path=Path(log_dir) / f"sglang-{spec.alias}{'-reference' if reference else ''}.log",
         boot_timeout=settings.boot_timeout, gpus=gpus, host=settings.host, offline=not settings.allow_downloads,
-        python=(pair.python if reference and pair.python else sys.executable), any_sglang=settings.any_sglang)
+        python=(pair.python if reference and pair.python else sys.executable), any_sglang=settings.any_sglang,
+        progress=progress)
 
 
 def placement(settings: Settings, device: str, worker: str | None, reference: bool = False):
@@ -95,9 +98,10 @@ def share_one_gpu(index: int, total: int, free: int, parameters: list[int | None
 
 
 @contextmanager
-def serving(spec, settings: Settings, log_dir: Path, worker: str | None = None, *, reference: bool = False):
+def serving(spec, settings: Settings, log_dir: Path, worker: str | None = None, *, reference: bool = False,
+            progress=None):
     """The server for ``spec``, started for the block and always stopped after it."""
-    server = server_for(spec, settings, log_dir, worker, reference=reference)
+    server = server_for(spec, settings, log_dir, worker, reference=reference, progress=progress)
     try:
         server.start()
         yield server

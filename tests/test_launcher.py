@@ -213,3 +213,31 @@ def test_no_other_sglang_option_is_mistaken_for_host_port_or_key(sglang_parser):
                 expected = option if option in ("--host", "--port", "--api-key") else None
                 assert owned_option(option) == expected, option
                 assert owned_option(f"{option}=1") == expected, option
+
+
+def test_a_long_boot_reports_its_progress_with_the_servers_last_log_line(tmp_path, monkeypatch):
+    # A STAND-IN interpreter: an in-range SGLang to the version question, and a server that logs and never
+    # becomes ready (the port stays closed), as SGLang does while it loads weights.
+    from pytest_embedeval.engines import compat, sglang
+
+    fake = tmp_path / "python"
+    fake.write_text('#!/bin/sh\ncase "$*" in\n'
+                    "  *\"version('sglang')\"*) echo 0.5.23;;\n"
+                    "  *ServerArgs*) echo '[]';;\n"
+                    '  *) i=0; while true; do i=$((i+1)); echo "Load weight begin. step $i"; sleep 0.2; done;;\n'
+                    "esac\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(sglang, "BOOT_REPORT_EVERY", 0.5)
+    monkeypatch.setattr(compat.SGLangInstall, "supported", lambda self, argv, plugin_flags: argv)
+    compat.installed.cache_clear()
+    lines = []
+    server = SGLangServer(Registry().resolve("minilm"), device="cpu", python=str(fake), boot_timeout=2.5,
+                          log_path=tmp_path / "server.log", progress=lines.append)
+    with pytest.raises(ServerError, match="was not ready after 2 s"):
+        server.start()
+    compat.installed.cache_clear()
+    assert len(lines) >= 3, lines
+    assert all(line.startswith("booting SGLang for minilm: ") for line in lines)
+    assert "Load weight begin. step" in lines[-1]
+    assert not server.is_alive()

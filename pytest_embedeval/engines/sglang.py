@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,6 +106,8 @@ _BIND_FAILED = b"error while attempting to bind on address"
 # SGLang's defaults are tuned for GPUs and hurt on a CPU: a 14.6 GB KV pool (the pool is sized
 # from free memory) and a scheduler that spins one core at 100% between requests. bf16 has no
 # fast CPU kernels here, and triton / flex attention fail at warm-up, so say torch_native.
+BOOT_REPORT_EVERY = 15.0  # seconds between progress lines while a server boots
+
 CPU_ARGS = (
     "--device", "cpu",
     "--dtype", "float32",
@@ -244,6 +246,7 @@ class SGLangServer:
     python: str = sys.executable  # another virtualenv's python runs its own SGLang (a paired reference)
     offline: bool = True  # False only when the user allowed downloads (--embed-allow-downloads)
     any_sglang: bool = False  # --embed-any-sglang: boot an SGLang outside the tested range all the same
+    progress: Callable[[str], None] | None = field(default=None, repr=False)  # a line every BOOT_REPORT_EVERY s
 
     def __post_init__(self) -> None:
         self.port = self.port or free_port(self.host)
@@ -410,10 +413,15 @@ class SGLangServer:
     def wait_until_ready(self) -> None:
         """Ready = our process is alive, /health answers 200 (after a real forward pass), and the socket
         that answered belongs to our server's process tree, not to whoever else took the port."""
-        deadline = time.monotonic() + self.boot_timeout
+        started = time.monotonic()
+        deadline, next_report = started + self.boot_timeout, started + BOOT_REPORT_EVERY
         owner_checked = False
         with httpx.Client(timeout=5.0, headers=auth_headers(self.api_key)) as http:
             while True:
+                if self.progress and time.monotonic() > next_report:  # a boot may take minutes: say where it is
+                    last = (self.log_tail(1).strip() or "(nothing logged yet)")[-160:]
+                    self.progress(f"booting SGLang for {self.spec.alias}: {time.monotonic() - started:.0f} s; {last}")
+                    next_report += BOOT_REPORT_EVERY
                 code = self.process.poll()
                 if code is not None:
                     raise ServerError(
