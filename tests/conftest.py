@@ -135,6 +135,25 @@ def standin():
         server.stop()
 
 
+USER_STS_PAIRS = [("A man is playing a guitar.", "A man plays the guitar.", 4.8),
+                  ("A man is playing a guitar.", "A woman is slicing onions.", 0.2),
+                  ("The stock market fell sharply today.", "Shares dropped steeply on Monday.", 3.6),
+                  ("Kids are swimming in the lake.", "Children swim in a lake.", 4.6),
+                  ("Kids are swimming in the lake.", "The lake is frozen in winter.", 1.2)]
+
+
+@pytest.fixture
+def user_sts_suite(pytester) -> Path:
+    """A user's project: a small STS file of their own (ours.jsonl) and one test scoring it; returns the file."""
+    import json
+
+    data = pytester.path / "ours.jsonl"
+    data.write_text("\n".join(json.dumps({"sentence1": a, "sentence2": b, "score": s}) for a, b, s in USER_STS_PAIRS))
+    pytester.makepyfile(f"import pytest\n\n@pytest.mark.embed_accuracy(task={str(data)!r})\ndef test_ours():\n"
+                        "    pass\n")
+    return data
+
+
 @pytest.fixture
 def cls_pooled_minilm(tmp_path) -> Path:
     """MiniLM's files with a pooling config that says CLS: the same weights, other facts."""

@@ -6,20 +6,10 @@ import pytest
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
-PAIRS = [("A man is playing a guitar.", "A man plays the guitar.", 4.8),
-         ("A man is playing a guitar.", "A woman is slicing onions.", 0.2),
-         ("Kids are swimming in the lake.", "Children swim in a lake.", 4.6),
-         ("Kids are swimming in the lake.", "The lake is frozen in winter.", 1.2)]
-
-
-def test_accuracy_results_are_written_where_mteb_loads_them(pytester, standin):
+def test_accuracy_results_are_written_where_mteb_loads_them(pytester, standin, user_sts_suite):
     # A STAND-IN server: this test is about the files, not about the vectors.
     import mteb
 
-    data = pytester.path / "ours.jsonl"
-    data.write_text("\n".join(json.dumps({"sentence1": a, "sentence2": b, "score": s}) for a, b, s in PAIRS))
-    pytester.makepyfile(f"import pytest\n\n@pytest.mark.embed_accuracy(task={str(data)!r})\ndef test_ours():\n"
-                        "    pass\n")
     server = standin()
     result = pytester.runpytest(f"--embed-url={server.url}", "--embed-model=minilm", "--embed-mteb-results=results",
                                 "--embed-report=report.json")

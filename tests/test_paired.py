@@ -109,18 +109,7 @@ def test_the_two_servers_vectors_are_compared_text_by_text(pytester, standin, fa
                                  f"paired_min_cosine*{shown}*{'pass' if fault is None else 'REGRESSED'}"])
 
 
-STS_PAIRS = [("A man is playing a guitar.", "A man plays the guitar.", 4.8),
-             ("A man is playing a guitar.", "A woman is slicing onions.", 0.2),
-             ("The stock market fell sharply today.", "Shares dropped steeply on Monday.", 3.6),
-             ("Kids are swimming in the lake.", "Children swim in a lake.", 4.6),
-             ("Kids are swimming in the lake.", "The lake is frozen in winter.", 1.2)]
-
-
-def test_accuracy_is_scored_on_both_servers_and_judged_as_a_difference(pytester, standin):
-    data = pytester.path / "ours.jsonl"
-    data.write_text("\n".join(json.dumps({"sentence1": a, "sentence2": b, "score": s}) for a, b, s in STS_PAIRS))
-    pytester.makepyfile(f"import pytest\n\n@pytest.mark.embed_accuracy(task={str(data)!r})\ndef test_ours():\n"
-                        "    pass\n")
+def test_accuracy_is_scored_on_both_servers_and_judged_as_a_difference(pytester, standin, user_sts_suite):
     candidate, reference = standin(), standin()
     result = pytester.runpytest(f"--embed-url={candidate.url}", "--embed-model=minilm", "--embed-report=report.json",
                                 f"--embed-reference-url={reference.url}")
