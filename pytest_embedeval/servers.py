@@ -35,9 +35,7 @@ def server_for(spec, settings: Settings, log_dir: Path, worker: str | None = Non
     """The server (not yet started) for ``spec``: the candidate, or with ``reference`` the paired reference;
     ``progress(line)`` hears how a long boot is going."""
     if not settings.allow_downloads:
-        # Nothing at test time reaches the hub unless asked: a missing file fails fast and says so.
-        for variable in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
-            os.environ[variable] = "1"
+        go_offline()
     pair = settings.reference
     url = pair.url if reference else settings.url
     if url:
@@ -56,6 +54,20 @@ def server_for(spec, settings: Settings, log_dir: Path, worker: str | None = Non
         boot_timeout=settings.boot_timeout, gpus=gpus, host=settings.host, offline=not settings.allow_downloads,
         python=(pair.python if reference and pair.python else sys.executable), any_sglang=settings.any_sglang,
         progress=progress)
+
+
+def go_offline() -> None:
+    """Nothing at test time reaches the hub unless asked: a missing file fails fast and says so.
+
+    huggingface_hub and datasets read the variable once, at import: one imported before this (by the user's
+    conftest, say) would otherwise retry the unreachable hub with back-off for minutes.
+    """
+    for variable in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        os.environ[variable] = "1"
+    if "huggingface_hub.constants" in sys.modules:
+        sys.modules["huggingface_hub.constants"].HF_HUB_OFFLINE = True
+    if "datasets.config" in sys.modules:
+        sys.modules["datasets.config"].HF_HUB_OFFLINE = sys.modules["datasets.config"].HF_DATASETS_OFFLINE = True
 
 
 def placement(settings: Settings, device: str, worker: str | None, reference: bool = False):

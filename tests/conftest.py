@@ -12,6 +12,10 @@ import pytest
 
 from pytest_embedeval.registry import embedded_minilm_dir
 
+# Nothing in the tests reaches the hub: set before huggingface_hub is imported (it reads the variable once).
+for _variable in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+    os.environ[_variable] = "1"
+
 # In-process pytester runs drop the modules they imported when they end; torch cannot be imported
 # a second time in one process. Importing it here keeps it loaded across those runs.
 import sentence_transformers  # noqa: E402,F401
