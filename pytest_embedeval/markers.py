@@ -35,6 +35,7 @@ class Measurement:
     timing: str | None = None  # the Timing whose per-request samples this figure summarises
     statistic: str | None = None  # how it summarises them: "p50", "p90", "p99" or "mean"
     pair: tuple[float, float] | None = None  # a paired figure: the reference's and the candidate's own values
+    items: tuple = field(default=(), compare=False, repr=False)  # an accuracy figure's per-item values
 
 
 @dataclass
@@ -263,7 +264,7 @@ def embed_accuracy(target: Target, *, task: str = "embedeval", dimensions: int |
         note = f"{setting}; {score.items} {score.item_unit}" if score.items else setting
         if score.too_small_for_one_point:
             note += "; too few items to tell a 1-point change"
-        figures.append(Measurement(score.metric, score.value, score.interval, note))
+        figures.append(Measurement(score.metric, score.value, score.interval, note, items=score.groups))
     if task in _AVERAGES and scores:
         average = sum(score.value for score in scores) / len(scores)
         figures.append(Measurement(_AVERAGES[task], average, None, f"average of {len(scores)} tasks"))

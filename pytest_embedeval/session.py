@@ -42,6 +42,7 @@ class _Pending:
 
     vectors: tuple | None = None
     timings: list = field(default_factory=list)
+    items: dict = field(default_factory=dict)  # accuracy metric -> its per-item values
 
 
 class RunSession:
@@ -102,10 +103,31 @@ class RunSession:
             parsed = Tolerance.parse(chosen)
             definition.check_tolerance(parsed)
         ratio, sampled = self._against_stored_samples(model_run, measurement, timings)
+        interval, note = self._against_stored_items(model_run, measurement)
         return self.store.baselines.for_model(model_run.model).compare(
             measurement.metric, float(measurement.value), model_run.profile, tolerance=parsed,
-            interval=measurement.interval, test=test, note=measurement.note, ratio_interval=ratio,
-            sampled_baseline=sampled, pair=measurement.pair)
+            interval=interval, test=test, note=note, ratio_interval=ratio, sampled_baseline=sampled,
+            pair=measurement.pair)
+
+    def _against_stored_items(self, model_run: ModelRun, measurement: Measurement) -> tuple:
+        """An accuracy figure's interval against the run that wrote its baseline, when that run's items are
+        stored and are the figure the baseline holds: both runs' items resampled together, so the interval
+        is that of the change. Else the figure's own interval (another set of that many items)."""
+        if not measurement.items:
+            return measurement.interval, measurement.note
+        found = self.store.baselines.for_model(model_run.model).find(measurement.metric, model_run.profile)
+        stored = self.store.items.load(model_run.model, vectors_name(model_run.profile), measurement.metric)
+        if found is None or stored is None:
+            return measurement.interval, measurement.note
+        from .accuracy.items import score
+        from .accuracy.paired import paired_difference_interval
+
+        baseline = found[1].value
+        difference = paired_difference_interval(measurement.items, stored)
+        if difference is None or abs(100 * score(stored) - baseline) > 1e-3:  # a hand-edited figure: no pairing
+            return measurement.interval, measurement.note
+        return ((baseline + 100 * difference[0], baseline + 100 * difference[1]),
+                f"{measurement.note}; CI of the change from the baseline run, the same items resampled together")
 
     def _against_stored_samples(self, model_run: ModelRun, measurement: Measurement, timings) -> tuple:
         """(ratio interval, the baseline run's own figure) when the baseline run's samples are stored."""
@@ -185,6 +207,7 @@ class RunSession:
             pending = self._pending[model_run.model]
             pending.timings.extend(measured.timings)
             pending.vectors = measured.vectors or pending.vectors
+            pending.items.update({m.metric: m.items for m in measured.measurements if m.items})
         return verdicts
 
     def count_requests(self, model_run: ModelRun, client, before: tuple[int, int],
@@ -223,6 +246,9 @@ class RunSession:
             if pending.timings:
                 model_run.stored_files.append(str(self.store.timings.save(
                     model, profile, pending.timings, machine_info(model_run))))
+            for metric_name, groups in pending.items.items():
+                model_run.stored_files.append(str(self.store.items.save(
+                    model, vectors_name(model_run.profile), metric_name, groups)))
         if not controller:
             return
         for model_run in self.run.models.values():

@@ -158,3 +158,42 @@ def test_a_real_sglang_reference_is_booted_beside_the_candidate_and_measured_in_
     assert len(p50["pair"]) == 2 and 0.5 < p50["measured"] < 2 and "4 window pairs of 20 requests" in p50["note"]
     cosine = next(v for v in model["verdicts"] if v["metric"] == "paired_min_cosine")
     assert cosine["measured"] > 0.9999  # the same model and dtype on both: the same vectors
+
+
+# -- accuracy against the stored items of the baseline run -------------------------------------------
+
+def test_an_accuracy_baseline_keeps_its_items_and_a_later_run_is_judged_on_the_same_items(tmp_path, monkeypatch):
+    from pytest_embedeval import markers
+    from pytest_embedeval.hardware import HardwareProfile
+    from pytest_embedeval.results import ModelRun
+    from pytest_embedeval.session import Policy, RunSession
+    from pytest_embedeval.store import Store
+    from pytest_embedeval.verdicts import Outcome
+
+    rng = np.random.default_rng(0)
+    gold = rng.uniform(0, 5, 300)
+    healthy = gold / 5 + rng.normal(0, 0.25, 300)
+    worse = healthy.copy()
+    worse[gold > 3.5] = 0.7 * healthy[gold > 3.5] + 0.3 * healthy.mean()  # about 3 points lost, consistently
+
+    def run(similarity, update=False):
+        items = (PairItems(similarity, gold),)
+        own = tuple(100 * x for x in bootstrap_interval(items))
+        # Stands in for the real marker: what it hands the session is what is under test.
+        monkeypatch.setitem(markers.MARKERS, "embed_accuracy", lambda target, **arguments: markers.Measured(
+            [markers.Measurement("data:ours", 100 * score(items), own, "ours; 300 pairs", items=items)]))
+        session = RunSession(Store(tmp_path), Policy(update=update), progress=lambda line: None)
+        model_run = session.open_model(ModelRun("m", HardwareProfile("cpu-2c-x", "sglang", "float32"), "", ""))
+        (verdict,) = session.measure(model_run, "embed_accuracy", markers.Target(None, None), {})
+        session.finish()
+        return verdict
+
+    run(healthy, update=True)
+    assert (tmp_path / "items" / "m" / "sglang-float32" / "data_ours.npz").exists()
+    same = run(healthy)
+    assert same.outcome is Outcome.PASSED and same.interval[0] == same.interval[1] == same.baseline
+    dropped = run(worse)
+    assert dropped.outcome is Outcome.REGRESSED and "the same items resampled together" in dropped.note
+    # Alone, its own interval (another 300 pairs of the kind) would have reached back over the baseline.
+    low, high = bootstrap_interval((PairItems(worse, gold),))
+    assert 100 * high > dropped.baseline

@@ -15,6 +15,11 @@ import numpy as np
 from .items import CONFIDENCE, MIN_ITEMS, RESAMPLE_CELLS, RESAMPLES, SEED, Items
 
 
+def _same_items(mine: Items, theirs: Items) -> bool:
+    """The same pairs in the same order: their gold scores agree (queries can only be counted)."""
+    return mine.unit == theirs.unit and (mine.unit != "pairs" or np.array_equal(mine.gold, theirs.gold))
+
+
 def paired_difference_interval(candidate: Sequence[Items], reference: Sequence[Items], *,
                                confidence: float = CONFIDENCE, resamples: int = RESAMPLES,
                                seed: int = SEED) -> tuple[float, float] | None:
@@ -22,7 +27,7 @@ def paired_difference_interval(candidate: Sequence[Items], reference: Sequence[I
     items on both sides; None where the two runs' items do not line up or are too few."""
     if not candidate or len(candidate) != len(reference):
         return None
-    if any(len(c) != len(r) or len(c) < MIN_ITEMS for c, r in zip(candidate, reference)):
+    if any(len(c) != len(r) or len(c) < MIN_ITEMS or not _same_items(c, r) for c, r in zip(candidate, reference)):
         return None
     rng = np.random.default_rng(seed)
     total = np.zeros(resamples)

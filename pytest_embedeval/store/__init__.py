@@ -3,6 +3,7 @@
     baselines/<model>.toml                      figures, tolerances and provenance (baselines.py)
     baselines/vectors/<model>/<engine>-<dtype>.npz  probe vectors for the drift check (vectors.py)
     baselines/timings/<model>/<profile>.json    per-request samples, pytest-benchmark's format (timings.py)
+    baselines/items/<model>/<engine>-<dtype>/   per-item values behind accuracy figures (items.py)
 
 Every write goes through ``files``: one writer at a time, atomic renames, nothing outside the directory.
 """
@@ -13,6 +14,7 @@ from functools import cached_property
 from pathlib import Path
 
 from .baselines import BaselineError, BaselineStore, Change, ModelBaselines, profile_name, vectors_name
+from .items import ItemStore
 from .timings import TimingStore
 from .vectors import VectorFileError, VectorStore
 
@@ -32,6 +34,10 @@ class Store:
     def timings(self) -> TimingStore:
         return TimingStore(self.directory)
 
+    @cached_property
+    def items(self) -> ItemStore:
+        return ItemStore(self.directory)
 
-__all__ = ["BaselineError", "BaselineStore", "Change", "ModelBaselines", "Store", "TimingStore", "VectorFileError",
+
+__all__ = ["BaselineError", "BaselineStore", "Change", "ItemStore", "ModelBaselines", "Store", "TimingStore", "VectorFileError",
            "VectorStore", "profile_name", "vectors_name"]
