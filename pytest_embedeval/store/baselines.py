@@ -102,7 +102,9 @@ class ModelBaselines:
                       and not p.metrics[metric_name].disputed and p.applies_to(here, bound)]
         if not candidates:
             return None
-        best = max(candidates, key=lambda p: (p.hardware == here.hardware, p.is_exact, p.date))
+        # Times: this hardware's own profile. Scores and vectors: the newest, whatever machine measured them.
+        key = (lambda p: (p.hardware == here.hardware, p.is_exact, p.date)) if bound else (lambda p: p.date)
+        best = max(candidates, key=key)
         return best, best.metrics[metric_name]
 
     def published(self, metric_name: str, measured: float) -> str | None:
@@ -288,7 +290,9 @@ def update(
     accept_regressions: bool = False,
     today: _dt.date | None = None,
 ) -> list[Change]:
-    """Write the figures of ``verdicts`` into the "measured" profile for this hardware.
+    """Write the figures of ``verdicts`` into the "measured" profiles they belong to: times, rates and memory
+    into this hardware's, scores, vectors and shapes into the engine and dtype's ("any" hardware), since
+    those do not depend on the machine.
 
     The verdicts are the ones the run's tests got: the update never judges again, so a figure
     that passed its test is written, and one that regressed there is refused (kept as it was)
@@ -301,9 +305,11 @@ def update(
         # Re-read under the lock: another worker may have written since this run started.
         current = load(path) if path.exists() else ModelBaselines(path, model, {})
         document = tomlkit.parse(path.read_text(encoding="utf-8")) if path.exists() else _new_document(model)
-        name = profile_name(here)
-        changes = []
+        changes, homes = [], {}
         for metric_name, verdict in sorted(latest.items()):
+            home = here if metric(metric_name).hardware_bound else HardwareProfile(ANY, here.engine, here.dtype)
+            name = profile_name(home)
+            homes[metric_name] = home
             old = current.profiles[name].metrics.get(metric_name) if name in current.profiles else None
             value = verdict.measured
             if verdict.outcome is Outcome.NOT_A_NUMBER:
@@ -318,7 +324,9 @@ def update(
         remove_stale_temporaries(path)
         written = [c for c in changes if c.written and c.action != "unchanged"]
         if written:
-            _apply(document, name, here, written, machine, software, today or _dt.date.today())
+            for home in dict.fromkeys(homes[c.metric] for c in written):
+                _apply(document, profile_name(home), home, [c for c in written if homes[c.metric] == home],
+                       machine, software, today or _dt.date.today())
             text = tomlkit.dumps(document)
             load_text_check(path, text)
             write_atomically(path, text)
