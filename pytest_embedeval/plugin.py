@@ -281,6 +281,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         write_files(run_session, session.config.stash[SETTINGS])
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: unknown, and harmless, where it is not installed
 def pytest_testnodedown(node, error) -> None:
     """xdist controller: a worker's recorded verdicts join the one run."""
     if data := getattr(node, "workeroutput", {}).get("embedeval_run"):
