@@ -310,11 +310,13 @@ class SessionWatch:
             self.sample()
 
     def sample(self) -> None:
-        own = os.getsid(0)  # the inner pytest runs in ours: only the servers have sessions of their own
+        own = os.getsid(0)  # the inner pytest runs in ours: the servers (and their watchdogs) in their own
         for pid in self._roots():
             try:
                 session = os.getsid(pid)
-            except OSError:
+                if "pytest_embedeval.engines.watchdog" in " ".join(psutil.Process(pid).cmdline()):
+                    continue  # a server's watchdog: its own session, and not a server's
+            except (OSError, psutil.Error):
                 continue
             if session != own:
                 self.sessions.add(session)

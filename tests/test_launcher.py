@@ -186,7 +186,8 @@ def test_a_server_that_never_gets_ready_is_killed_with_its_whole_tree(tmp_path):
 def test_a_server_that_dies_during_boot_fails_at_once_with_sglangs_own_error(tmp_path):
     server = SGLangServer(
         Registry().resolve("minilm"), device="cpu", log_path=tmp_path / "bad.log",
-        extra_args=("--no-such-sglang-flag",), boot_timeout=300,
+        # A value SGLang's own parser refuses once it runs (a flag it does not know is refused before launch).
+        extra_args=("--dtype", "not-a-dtype"), boot_timeout=300,
     )
     started = time.monotonic()
     with pytest.raises(ServerError) as info:
@@ -194,7 +195,7 @@ def test_a_server_that_dies_during_boot_fails_at_once_with_sglangs_own_error(tmp
     assert time.monotonic() - started < 120  # fails on exit, not on the boot timeout
     message = str(info.value)
     assert "exited with code" in message and "during boot" in message
-    assert "unrecognized arguments: --no-such-sglang-flag" in message
+    assert "invalid choice: 'not-a-dtype'" in message
 
 
 def test_the_dtype_the_server_runs_with_is_known_from_its_argv():

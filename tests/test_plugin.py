@@ -80,9 +80,9 @@ def test_reference_drift_names_the_texts_and_cosines(pytester, embed_server, cls
 @pytest.mark.server
 def test_a_bad_server_argument_fails_with_sglangs_error_and_leaves_nothing(pytester, inner_run):
     pytester.makepyfile(USER_SUITE)
-    run = inner_run("--embed-model=minilm", "--embed-server-arg=--no-such-sglang-flag", "--embed-boot-timeout=300")
+    run = inner_run("--embed-model=minilm", "--embed-server-arg=--dtype not-a-dtype", "--embed-boot-timeout=300")
     assert run.finish(timeout=300) == pytest.ExitCode.TESTS_FAILED
-    assert "exited with code" in run.output and "unrecognized arguments: --no-such-sglang-flag" in run.output
+    assert "exited with code" in run.output and "invalid choice: 'not-a-dtype'" in run.output
     assert "3 errors" in run.output  # the one boot failure is reported, not retried per test
     assert run.leftovers() == []
 

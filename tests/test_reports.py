@@ -38,7 +38,7 @@ def test_github_step_summary_and_benchmark_files(pytester, run_suite, monkeypatc
     text = summary.read_text()
     assert text.startswith("earlier steps' text\n## Embedding regression tests (pytest-embedeval)")  # appended
     assert "### minilm on cpu-" in text and ": no regressions" in text
-    assert "| metric | baseline | measured | delta | tolerance | verdict |" in text
+    assert "| metric | baseline | measured | 95% CI | delta | tolerance | verdict | vs published |" in text
     assert "| latency_p50_ms | - |" in text
     smaller = json.loads((pytester.path / "bench" / "smaller-is-better.json").read_text())
     bigger = json.loads((pytester.path / "bench" / "bigger-is-better.json").read_text())
@@ -82,8 +82,11 @@ def test_xdist_workers_merge_into_one_report(pytester, run_suite):
     result = run_suite("--embed-model=minilm", "-n", "2", "--embed-report=merged.json")
     result.assert_outcomes(passed=3)
     (model,) = json.loads((pytester.path / "merged.json").read_text())["models"]
-    tests = {v["test"].split("::")[1] for v in model["verdicts"]}
+    tests = {v["test"].split("::")[1] for v in model["verdicts"] if v["test"]}
     assert tests == {"test_latency[minilm]", "test_throughput[minilm]", "test_dimensions[minilm]"}
+    # The run's failed-request share is judged once, by the controller, over both workers' attempts.
+    (share,) = [v for v in model["verdicts"] if v["test"] is None]
+    assert share["metric"] == "failed_requests_percent" and model["requests"]["attempts"] > 0
     result.stdout.fnmatch_lines(["*embedeval: minilm on cpu-*", "latency_p50_ms *"])
 
 

@@ -38,8 +38,8 @@ def benchmark_entries(run: Run) -> tuple[list[dict], list[dict]]:
     for model_run in run.models.values():
         for name, value in model_run.measurements().items():
             definition = metric(name)
-            if definition.better == EXACT:
-                continue  # a count (dimensions) is checked, not charted
+            if definition.better == EXACT or definition.fixed_baseline is not None:
+                continue  # a count (dimensions), a share of failures, a paired ratio: judged, not charted
             entry = {"name": f"{model_run.model} {name}", "unit": definition.unit, "value": value,
                      "extra": str(model_run.profile)}
             (bigger if definition.better == HIGHER else smaller).append(entry)
