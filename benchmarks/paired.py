@@ -85,6 +85,7 @@ def main() -> None:
     parser.add_argument("--stretch", type=float, default=0.05, help="a smaller slowdown as well (0: skip)")
     parser.add_argument("--requests", type=int, default=320, help="requests per server and run (16 windows of 20)")
     parser.add_argument("--accuracy-words", type=int, default=14, help="words kept of each input (the accuracy drop)")
+    parser.add_argument("--phases", default="quiet,hog", help="which of quiet,hog to run")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="embedeval-paired-"))
@@ -120,6 +121,8 @@ def main() -> None:
         if args.stretch:
             plans.append((f"slow {args.stretch:.0%}", args.stretch))
         for phase, busy in (("quiet", False), ("hog", True)):
+            if phase not in args.phases.split(","):
+                continue
             with hog(busy):
                 for kind, slowdown in plans:
                     slow_proxy.delay = slowdown * baseline / 1000
@@ -140,7 +143,7 @@ def main() -> None:
           f"the baseline recorded at the start ({baseline:.2f} ms), tolerance 15%")
     print(f"{'phase':6}{'runs':12}{'paired flagged':>16}{'stored flagged':>16}   paired ratios"
           "            stored deltas")
-    for phase in ("quiet", "hog"):
+    for phase in args.phases.split(","):
         for kind, _ in plans:
             chosen = [r for r in rows if r[0] == phase and r[1] == kind]
             paired = sum(r[2].outcome is Outcome.REGRESSED for r in chosen)
