@@ -35,7 +35,7 @@ def test_the_users_own_sts_file_is_a_task_with_a_baseline(pytester, embed_server
     assert '"data:ours" = ' in (pytester.path / "baselines" / "minilm.toml").read_text()
 
     result = pytester.runpytest(*args, "--embed-report=run.json")
-    result.stdout.fnmatch_lines(["data:ours *points (cpu-*, measured)*pass"])
+    result.stdout.fnmatch_lines(["data:ours *points (any-*, measured)*pass"])  # a score: any hardware's profile
     (verdict,) = [v for v in Run.from_json(pytester.path / "run.json").verdicts() if v.metric == "data:ours"]
     # Not "within the tolerance": the same score. Identical sentences get identical vectors, so the
     # order of the similarities, and with it Spearman, no longer depends on float noise.
