@@ -123,4 +123,4 @@ def test_the_json_report_feeds_the_cli(pytester, run_suite, capsys):
     assert "dimensions            -    384 dims" in capsys.readouterr().out
     assert embedeval(["baselines", "show", "minilm", "--dir", str(store)]) == 0
     out = capsys.readouterr().out
-    assert "-sglang-float32 [measured, cpu-" in out and "384 dims" in out
+    assert "any-sglang-float32 [measured, any]" in out and "384 dims" in out  # shapes: on any hardware
