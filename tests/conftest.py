@@ -19,6 +19,9 @@ for _variable in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE
 # In-process pytester runs drop the modules they imported when they end; torch cannot be imported
 # a second time in one process. Importing it here keeps it loaded across those runs.
 import sentence_transformers  # noqa: E402,F401
+# The same for mteb: imported for the first time inside an in-process run, it is dropped when that run ends,
+# and the next import finds its benchmark registry empty ("'MTEB(cmn, v1)' not found").
+import mteb  # noqa: E402,F401
 
 MARKER_ENV = "EMBEDEVAL_TEST_RUN"
 
