@@ -56,6 +56,7 @@ class RunSession:
         self.updates: dict[str, list[Change]] = {}  # model -> what the update wrote or refused
         self.written: list = []  # the report files written at the end
         self._pending: dict[str, _Pending] = {}
+        self._stored_timings: dict[tuple[str, str], dict] = {}  # (model, profile) -> the baseline run's samples
 
     @classmethod
     def for_settings(cls, settings, progress: Callable[[str], None] = print) -> "RunSession":
@@ -136,10 +137,13 @@ class RunSession:
         from .measure import stats
 
         samples = next((t.samples for t in timings if t.name == measurement.timing), None)
-        try:
-            stored = self.store.timings.load(model_run.model, profile_name(model_run.profile))
-        except BaselineError as exc:  # a broken file: name it, rather than judge without it
-            raise MeasurementError(str(exc)) from None
+        key = (model_run.model, profile_name(model_run.profile))
+        if key not in self._stored_timings:  # read once a run: the file changes only when the run ends
+            try:
+                self._stored_timings[key] = self.store.timings.load(*key)
+            except BaselineError as exc:  # a broken file: name it, rather than judge without it
+                raise MeasurementError(str(exc)) from None
+        stored = self._stored_timings[key]
         baseline = stored.get(measurement.timing)
         if not samples or not baseline:
             return None, None
