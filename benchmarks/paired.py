@@ -6,20 +6,21 @@ first run records the stored baselines and samples from the candidate, as --embe
 Then, in each phase (quiet; then with a hog, a process that keeps one core busy for the whole phase):
 
   clean  --runs paired runs, nothing planted
-  slow   --runs paired runs, the candidate's proxy waiting --slowdown x the reference's p50 before each request
+  slow   --runs paired runs, the candidate's proxy holding each answer back --slowdown x the time it took
   (stretch: --stretch, the same with a smaller slowdown)
 
 Every run is the plugin's own embed_latency marker with a reference, judged by the plugin's own judge
-(RunSession.measure, second window included): the paired p50 ratio (A B B A windows of 20 requests, the
-geometric mean of the window ratios with its bootstrap interval, tolerance 5%) and, from the same candidate
+(RunSession.measure, second window included): the paired p50 ratio (each request sent to both servers back to
+back, A B B A; the median pair's ratio with its bootstrap interval, tolerance 5%) and, from the same candidate
 samples, today's stored-baseline verdict of latency_p50_ms (its default tolerance, 15%, with both runs'
 samples resampled). Last, the vectors: the candidate's proxy turns every vector to cosine 0.999 from the
 served one, and embed_drift's paired_min_cosine must be flagged; and the accuracy: the candidate's proxy cuts
 every input to its first --accuracy-words words (a server whose context shrank), which costs the shipped
-STS-en score about half a point, and embed_accuracy's paired difference (a paired bootstrap over the pairs)
+STS-en score 0.59 points (sentence-transformers, 20 words: 15 of its 359 pairs change), and embed_accuracy's paired difference (a paired bootstrap over the pairs)
 must be flagged.
 
-    python benchmarks/paired.py [--runs 10] [--slowdown 0.10] [--stretch 0.05] [--requests 320]
+    python benchmarks/paired.py [--runs 10] [--slowdown 0.10] [--stretch 0.05] [--requests 200]
+                                [--phases quiet,hog] [--stretch-phases quiet,hog]
 """
 
 from __future__ import annotations
@@ -83,9 +84,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--slowdown", type=float, default=0.10)
     parser.add_argument("--stretch", type=float, default=0.05, help="a smaller slowdown as well (0: skip)")
-    parser.add_argument("--requests", type=int, default=320, help="requests per server and run (16 windows of 20)")
-    parser.add_argument("--accuracy-words", type=int, default=14, help="words kept of each input (the accuracy drop)")
+    parser.add_argument("--requests", type=int, default=200, help="requests per server and run (the marker's default)")
+    parser.add_argument("--accuracy-words", type=int, default=20, help="words kept of each input (the accuracy drop)")
     parser.add_argument("--phases", default="quiet,hog", help="which of quiet,hog to run")
+    parser.add_argument("--stretch-phases", default="quiet,hog", help="the phases that run the stretch as well")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="embedeval-paired-"))
@@ -125,10 +127,12 @@ def main() -> None:
                 continue
             with hog(busy):
                 for kind, slowdown in plans:
-                    slow_proxy.delay = slowdown * baseline / 1000
+                    if kind.endswith(f"{args.stretch:.0%}") and phase not in args.stretch_phases.split(","):
+                        continue
+                    slow_proxy.stretch = slowdown
                     for index in range(args.runs):
                         paired_run(phase, kind, index + 1)
-        slow_proxy.delay = 0.0
+        slow_proxy.stretch = 0.0
 
         slow_proxy.turn = 0.999
         drift = judged(store, candidate, reference, "embed_drift", {})["paired_min_cosine"]
@@ -139,13 +143,15 @@ def main() -> None:
 
     print()
     print(f"minilm on the CPU ({os.cpu_count()} cores), embed_latency batch 1 x 128 tokens, {args.requests} requests "
-          "per server and run; paired: A B B A windows of 20, tolerance 5%; stored: the candidate's p50 against "
+          "per server and run; paired: request pairs A B B A, median pair's ratio, tolerance 5%; stored: the candidate's p50 against "
           f"the baseline recorded at the start ({baseline:.2f} ms), tolerance 15%")
     print(f"{'phase':6}{'runs':12}{'paired flagged':>16}{'stored flagged':>16}   paired ratios"
           "            stored deltas")
     for phase in args.phases.split(","):
         for kind, _ in plans:
             chosen = [r for r in rows if r[0] == phase and r[1] == kind]
+            if not chosen:
+                continue
             paired = sum(r[2].outcome is Outcome.REGRESSED for r in chosen)
             stored = sum(r[3].outcome is Outcome.REGRESSED for r in chosen)
             ratios = [r[2].measured for r in chosen]

@@ -2,9 +2,11 @@
 
 127.0.0.1:<port> -> upstream, in its own process (so it never competes with the load generator for the
 benchmark's GIL), one pooled aiohttp client to the server, hop-by-hop headers dropped, status, body and
-content type passed back. Three knobs, changeable while it runs:
+content type passed back. Four knobs, changeable while it runs:
 
-  delay     seconds to wait before forwarding each request (a slower server)
+  delay     seconds to wait before forwarding each request (a slower server, by a fixed time)
+  stretch   a fraction: each answer is held back that fraction of the time the request has taken so far
+            (a server that is that much slower, however busy the machine makes it)
   turn      a cosine < 1 turns every vector of /v1/embeddings answers away from the served one by exactly that
             cosine, in a direction fixed by the vector itself (a changed kernel: the same drift every time)
   truncate  a number of words > 0 cuts every input of /v1/embeddings requests to its first words (a server
@@ -71,10 +73,12 @@ def _truncate_body(body: bytes, words: int) -> bytes:
     return json.dumps(payload).encode()
 
 
-async def _proxy(upstream: str, port: int, delay, turn, truncate, ready) -> None:
+async def _proxy(upstream: str, port: int, delay, stretch, turn, truncate, ready) -> None:
+    loop = asyncio.get_running_loop()
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300), connector=aiohttp.TCPConnector(limit=64))
 
     async def handle(request: web.Request) -> web.Response:
+        started = loop.time()
         body = await request.read()
         embeddings = request.path.endswith("/v1/embeddings")
         if truncate.value and embeddings and body:
@@ -89,6 +93,8 @@ async def _proxy(upstream: str, port: int, delay, turn, truncate, ready) -> None
                       if k.lower() not in HOP_BY_HOP and k.lower() != "content-encoding"}
             if turn.value < 1 and response.status == 200 and embeddings:
                 data = _turn_body(data, turn.value)
+            if stretch.value:
+                await asyncio.sleep(stretch.value * (loop.time() - started))
             return web.Response(status=response.status, body=data, headers=passed)
 
     app = web.Application(client_max_size=64 * 1024 ** 2)
@@ -100,22 +106,23 @@ async def _proxy(upstream: str, port: int, delay, turn, truncate, ready) -> None
     await asyncio.Event().wait()  # until terminated
 
 
-def _serve_proxy(upstream: str, port: int, delay, turn, truncate, ready) -> None:
-    asyncio.run(_proxy(upstream, port, delay, turn, truncate, ready))
+def _serve_proxy(upstream: str, port: int, delay, stretch, turn, truncate, ready) -> None:
+    asyncio.run(_proxy(upstream, port, delay, stretch, turn, truncate, ready))
 
 
 class DelayingProxy:
-    """The proxy's process, and its knobs (``delay`` seconds, ``turn`` cosine, ``truncate`` words)."""
+    """The proxy's process, and its knobs (``delay`` seconds, ``stretch`` fraction, ``turn`` cosine,
+    ``truncate`` words)."""
 
     def __init__(self, upstream: str):
         context = multiprocessing.get_context("spawn")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self._delay, self._turn = context.Value("d", 0.0), context.Value("d", 1.0)
+        self._delay, self._stretch, self._turn = context.Value("d", 0.0), context.Value("d", 0.0), context.Value("d", 1.0)
         self._truncate = context.Value("i", 0)
         self._ready = context.Event()
         self._process = context.Process(target=_serve_proxy, name="benchmark-proxy", daemon=True,
-                                        args=(upstream.rstrip("/"), self.port, self._delay, self._turn,
+                                        args=(upstream.rstrip("/"), self.port, self._delay, self._stretch, self._turn,
                                               self._truncate, self._ready))
 
     @property
@@ -125,6 +132,14 @@ class DelayingProxy:
     @delay.setter
     def delay(self, seconds: float) -> None:
         self._delay.value = seconds
+
+    @property
+    def stretch(self) -> float:
+        return self._stretch.value
+
+    @stretch.setter
+    def stretch(self, fraction: float) -> None:
+        self._stretch.value = fraction
 
     @property
     def turn(self) -> float:

@@ -121,9 +121,8 @@ def embed_latency(target: Target, *, batch_size: int = 1, tokens: int = 128, req
     if target.reference:
         from . import paired
 
-        windows, reference = paired.latency_windows(target, batches[warmup:], tokens)
-        latencies = [s for window in windows for s in window]
-        paired_figures = paired.latency_figures(windows, reference, note)
+        latencies, reference = paired.latency_pairs(target, batches[warmup:], tokens)
+        paired_figures = paired.latency_figures(latencies, reference, note)
     else:
         result = target.load(batches[warmup:], concurrency=1)
         _check_tokens(result, tokens)

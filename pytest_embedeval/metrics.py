@@ -96,8 +96,9 @@ CATALOGUE: dict[str, Metric] = {m.name: m for m in (
        fixed_baseline=0.0),
     # Paired figures: the two servers' windows alternate, so both see the same noise and the ratio keeps the
     # difference; that is why their tolerances can be a third of the stored-baseline ones.
-    _paired("paired_latency_p50_ratio", LOWER, "5%", "candidate / reference median latency, paired windows", "ms"),
-    _paired("paired_latency_mean_ratio", LOWER, "5%", "candidate / reference mean latency, paired windows", "ms"),
+    _paired("paired_latency_p50_ratio", LOWER, "5%", "median of the request pairs' latency ratios, candidate / reference",
+            "ms"),
+    _paired("paired_latency_mean_ratio", LOWER, "5%", "candidate / reference mean latency, paired requests", "ms"),
     _paired("paired_throughput_ratio", HIGHER, "5%", "candidate / reference tokens/s, paired windows", "tokens/s"),
     _paired("paired_memory_ratio", LOWER, "10%", "candidate / reference memory of the server", "B"),
     _paired("paired_min_cosine", HIGHER, 0.001, "worst cosine of a probe text, candidate vs reference vectors",

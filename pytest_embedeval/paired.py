@@ -1,21 +1,21 @@
-"""Two servers measured side by side: the candidate and a reference, in alternating windows.
+"""Two servers measured side by side: the candidate and a reference, in turns.
 
 A stored baseline was measured at another time, on a machine in another mood: on a shared 2-core
-runner the same server's p50 moves 30-45% in an evening. Windows that alternate A B B A ... put both
-servers in the same minutes; each window pair's ratio cancels what the minute did to both, and the
-spread of those ratios is the only noise left. The markers call these functions when their target
-has a reference; the figures are ratios (or differences) judged against a built-in 1 (or 0).
+runner the same server's p50 moves 30-45% in an evening. Measuring both in turns, A B B A ..., puts
+them in the same moments: latency sends each request to both servers back to back, throughput
+alternates windows of load; the ratio cancels what the moment did to both, and only the difference
+between the servers is left. The markers call these functions when their target has a reference;
+the figures are ratios (or differences) judged against a built-in 1 (or 0).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .markers import Measurement, Target, _check_tokens
+from .markers import Measurement, MeasurementError, Target, _check_tokens
 from .measure import stats
 from .vectors import is_half_precision, row_cosines
 
-WINDOW = 20  # requests per latency window: short enough to share a minute, long enough for a median
 THROUGHPUT_WINDOWS = 4  # windows per server for throughput (A B B A A B B A)
 
 
@@ -24,28 +24,36 @@ def _sides(target: Target, index: int) -> tuple[Target, Target]:
     return (target, target.reference) if index % 2 == 0 else (target.reference, target)
 
 
-def latency_windows(target: Target, batches: list[list[str]], tokens: int) -> tuple[list, list]:
-    """Per-window latencies (seconds) of the candidate and of the reference, the same inputs for both."""
-    candidate, reference = [], []
-    for index, start in enumerate(range(0, len(batches), WINDOW)):
-        window = batches[start:start + WINDOW]
-        for side in _sides(target, index):
-            result = side.load(window, concurrency=1)
-            if side.server.spec == target.server.spec:  # a swapped-in model's tokenizer counts its own way
-                _check_tokens(result, tokens)
-            (candidate if side is target else reference).append(result.latencies)
-    return candidate, reference
+def latency_pairs(target: Target, batches: list[list[str]], tokens: int) -> tuple[list, list]:
+    """Each batch's latency (seconds) on the candidate and on the reference, sent back to back, A B B A."""
+    from .measure.load import run_alternating
+
+    ends = [(side.url, side.model, side.api_key) for side in (target, target.reference)]
+    results = run_alternating(*ends, batches, timeout=target.timeout)
+    for side, result in zip((target, target.reference), results):
+        if result.failures:
+            raise MeasurementError(f"{'reference' if side is target.reference else 'candidate'}: "
+                                   f"{result.failure_text()}")
+        if side.server.spec == target.server.spec:  # a swapped-in model's tokenizer counts its own way
+            _check_tokens(result, tokens)
+    return results[0].latencies, results[1].latencies
 
 
 def latency_figures(candidate: list, reference: list, note: str) -> list[Measurement]:
-    """The p50 and mean ratios over window pairs; each with both servers' own figure over all windows."""
-    figures = []
-    for name, statistic in (("paired_latency_p50_ratio", np.median), ("paired_latency_mean_ratio", np.mean)):
-        ratio, interval = stats.paired_ratio([statistic(w) for w in candidate], [statistic(w) for w in reference])
-        pair = (float(statistic(np.concatenate(reference))) * 1000, float(statistic(np.concatenate(candidate))) * 1000)
-        figures.append(Measurement(name, ratio, interval, f"{note}; {len(candidate)} window pairs of {WINDOW} "
-                                   "requests, A B B A", pair=pair))
-    return figures
+    """Candidate over reference: the median request pair's ratio, and the ratio of the means.
+
+    The median pair's ratio rather than the ratio of the two medians: each pair shares its moment, so
+    its ratio holds only the servers' difference, where two medians each carry the moment's noise.
+    """
+    note = f"{note}; each request sent to both servers back to back, A B B A"
+    p50, p50_interval = stats.paired_ratio(candidate, reference, center=np.median)
+    mean = float(np.mean(candidate) / np.mean(reference))
+    mean_interval = stats.ratio_interval(candidate, reference, np.mean, paired=True)
+    ms = lambda values, statistic: float(statistic(values)) * 1000  # noqa: E731
+    return [Measurement("paired_latency_p50_ratio", p50, p50_interval, note + ", median of the pairs' ratios",
+                        pair=(ms(reference, np.median), ms(candidate, np.median))),
+            Measurement("paired_latency_mean_ratio", mean, mean_interval, note,
+                        pair=(ms(reference, np.mean), ms(candidate, np.mean)))]
 
 
 def throughput_windows(target: Target, run_window) -> tuple[list, list]:

@@ -162,8 +162,10 @@ def compare(
 ) -> Verdict:
     """Pass, regressed, improved, no baseline, or not a number.
 
-    With an ``interval`` (the measurement's confidence interval) a difference counts only when the
-    whole interval lies outside the tolerance band: noise within the band is never a regression.
+    With an ``interval`` (the measurement's confidence interval) a difference from a stored baseline
+    counts only when the whole interval lies outside the tolerance band: noise within the band is never
+    a regression. A paired figure's difference counts when it is past the tolerance and its interval
+    excludes no change.
     A NaN compares false with everything, so it is caught first: otherwise it would never be
     "beyond the band" and would pass.
     """
@@ -183,6 +185,15 @@ def compare(
     low, high = interval if interval else (measured, measured)
     if metric.better == EXACT:
         outcome = Outcome.PASSED if abs(measured - baseline) <= band else Outcome.REGRESSED
+    elif metric.pair_unit is not None:
+        # Both servers measured in the same moments, on the same items: the interval holds all the noise
+        # there is, so the usual test applies: past the tolerance, and no change at all outside the interval.
+        # A stored baseline's run had another day's noise that no interval holds: see below.
+        higher = metric.better == HIGHER
+        up = measured > baseline + band and low > baseline
+        down = measured < baseline - band and high < baseline
+        outcome = Outcome.REGRESSED if (down if higher else up) else Outcome.IMPROVED if (up if higher else down) \
+            else Outcome.PASSED
     else:
         worse_beyond = low > baseline + band if metric.better != HIGHER else high < baseline - band
         better_beyond = high < baseline - band if metric.better != HIGHER else low > baseline + band

@@ -9,7 +9,7 @@ import pytest
 from pytest_embedeval import settings as settings_module
 from pytest_embedeval.accuracy.items import PairItems, bootstrap_interval, score
 from pytest_embedeval.accuracy.paired import paired_difference_interval
-from pytest_embedeval.measure.stats import paired_ratio
+from pytest_embedeval.measure.stats import STATISTICS, paired_ratio, ratio_interval
 from pytest_embedeval.servers import NoRoomForTwo, placement, share_one_gpu
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -36,6 +36,47 @@ def test_a_10_percent_slowdown_stands_out_of_shared_noise_that_swamps_a_stored_b
     clean, clean_reference = windows(rng, 16, 1.0)
     ratio, (low, high) = paired_ratio(clean, clean_reference)
     assert low < 1.0 < high and high < 1.05  # no difference: inside the band
+
+
+def requests(rng, count: int, slowdown: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-request latencies of two servers asked back to back: the moment's load moves both of a pair."""
+    moment = rng.lognormal(0, 0.3, count)  # a neighbour's bursts, shared by the two requests of a pair
+    reference = 50 * moment * rng.lognormal(0, 0.05, count)
+    candidate = 50 * slowdown * moment * rng.lognormal(0, 0.05, count)
+    return candidate, reference
+
+
+def test_request_pairs_resampled_together_tell_a_10_percent_slowdown_that_unpaired_resampling_hides():
+    rng = np.random.default_rng(0)
+    p50 = STATISTICS["p50"]
+    candidate, reference = requests(rng, 320, 1.10)
+    ratio, (low, high) = paired_ratio(candidate, reference, center=np.median)
+    assert 1.08 < low < ratio < high < 1.12  # the median pair: wholly beyond a 3% band
+    low, high = ratio_interval(candidate, reference, p50)  # the two medians, the pairs forgotten
+    assert low < 1.05 and high - low > 0.08  # the shared bursts count as noise: the slowdown is lost in it
+    clean, clean_reference = requests(rng, 320, 1.0)
+    ratio, (low, high) = paired_ratio(clean, clean_reference, center=np.median)
+    assert 0.97 < low < high < 1.03  # no difference: wholly inside a 3% band
+
+
+def test_a_pair_counts_a_change_past_the_tolerance_that_its_interval_tells_from_none():
+    from pytest_embedeval.metrics import Tolerance, metric
+    from pytest_embedeval.verdicts import Outcome, compare
+
+    paired = metric("paired_latency_p50_ratio")
+    # 6% slower, and the interval excludes 1: the pair measured both in the same moments, so this is the change.
+    assert compare(paired, 1.06, None, interval=(1.02, 1.10)).outcome is Outcome.REGRESSED
+    assert compare(paired, 1.06, None, interval=(0.99, 1.13)).outcome is Outcome.PASSED  # might be no change
+    assert compare(paired, 1.03, None, interval=(1.01, 1.05)).outcome is Outcome.PASSED  # real, but within 5%
+    assert compare(paired, 0.93, None, interval=(0.90, 0.97)).outcome is Outcome.IMPROVED
+    accuracy = metric("paired:mteb:STSBenchmark")  # higher is better, 0.25 points
+    assert compare(accuracy, -0.59, None, interval=(-1.33, -0.07)).outcome is Outcome.REGRESSED
+    assert compare(accuracy, -0.59, None, interval=(-1.33, 0.10)).outcome is Outcome.PASSED
+    # The same 6% against a stored baseline: another day's noise is in no interval, the whole of it must be past.
+    stored = metric("latency_p50_ms")
+    five = Tolerance.parse("5%")
+    assert compare(stored, 106.0, 100.0, five, interval=(102.0, 110.0)).outcome is Outcome.PASSED
+    assert compare(stored, 108.0, 100.0, five, interval=(106.0, 110.0)).outcome is Outcome.REGRESSED
 
 
 def test_equal_windows_give_a_ratio_of_one_with_no_spread():
@@ -155,7 +196,7 @@ def test_a_real_sglang_reference_is_booted_beside_the_candidate_and_measured_in_
     reference = model["server"]["reference"]
     assert "--max-total-tokens" in reference["argv"] and reference["software"].startswith("sglang 0.5")
     p50 = next(v for v in model["verdicts"] if v["metric"] == "paired_latency_p50_ratio")
-    assert len(p50["pair"]) == 2 and 0.5 < p50["measured"] < 2 and "4 window pairs of 20 requests" in p50["note"]
+    assert len(p50["pair"]) == 2 and 0.5 < p50["measured"] < 2 and "back to back, A B B A" in p50["note"]
     cosine = next(v for v in model["verdicts"] if v["metric"] == "paired_min_cosine")
     assert cosine["measured"] > 0.9999  # the same model and dtype on both: the same vectors
 

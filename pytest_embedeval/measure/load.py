@@ -81,49 +81,95 @@ class LoadResult:
         return f"{self.failures} of {total} requests failed; first errors: {'; '.join(self.errors[:3])}"
 
 
+class _Server:
+    """One server's pooled session and the result its requests are counted into."""
+
+    def __init__(self, url: str, model: str, api_key: str | None, timeout: float, concurrency: int,
+                 batch_size: int):
+        self.endpoint, self.model, self.timeout = f"{url}/v1/embeddings", model, timeout
+        self.headers = {"Content-Type": "application/json", **auth_headers(api_key)}
+        self.result = LoadResult(concurrency=concurrency, batch_size=batch_size)
+        self.concurrency = concurrency
+
+    async def __aenter__(self) -> "_Server":
+        # total: one deadline for connecting, sending and reading the whole body, however slowly it trickles.
+        self.session = aiohttp.ClientSession(headers=self.headers, timeout=aiohttp.ClientTimeout(total=self.timeout),
+                                             connector=aiohttp.TCPConnector(limit=self.concurrency))
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.session.close()
+
+    def body(self, batch: list[str], extra: dict) -> bytes:
+        # Bodies are encoded before the clock starts: the timer holds the request, not our JSON encoder.
+        return orjson.dumps({"model": self.model, "input": batch, **extra})
+
+    async def send(self, body: bytes, inputs: int) -> None:
+        """One timed request, counted as a latency or as a failure with its reason."""
+        result = self.result
+        started = default_timer()
+        try:
+            async with self.session.post(self.endpoint, data=body) as response:
+                payload = await response.read()
+            elapsed = default_timer() - started
+            if response.status != 200:
+                raise ValueError(f"HTTP {response.status}: {payload[:200].decode(errors='replace')}")
+            tokens = check_body(payload, inputs)
+        except asyncio.TimeoutError:
+            result.failures += 1
+            if len(result.errors) < 5:
+                result.errors.append(f"no complete answer within the {self.timeout:g} s deadline")
+            return
+        except (aiohttp.ClientError, ValueError) as exc:
+            result.failures += 1
+            if len(result.errors) < 5:
+                result.errors.append(f"{type(exc).__name__}: {exc}")
+            return
+        result.latencies.append(elapsed)
+        result.prompt_tokens += tokens
+
+
 async def _drive(url: str, model: str, batches: list[list[str]], concurrency: int, api_key: str | None,
                  timeout: float, extra: dict) -> LoadResult:
-    result = LoadResult(concurrency=concurrency, batch_size=len(batches[0]) if batches else 0)
-    headers = {"Content-Type": "application/json", **auth_headers(api_key)}
-    # Bodies are encoded before the clock starts: the timer holds the request, not our JSON encoder.
-    bodies = [orjson.dumps({"model": model, "input": batch, **extra}) for batch in batches]
-    next_index = iter(range(len(batches)))
-    endpoint = f"{url}/v1/embeddings"
+    async with _Server(url, model, api_key, timeout, concurrency, len(batches[0]) if batches else 0) as server:
+        bodies = [server.body(batch, extra) for batch in batches]
+        next_index = iter(range(len(batches)))
 
-    async def worker(session: aiohttp.ClientSession) -> None:
-        for index in next_index:
-            started = default_timer()
-            try:
-                async with session.post(endpoint, data=bodies[index]) as response:
-                    payload = await response.read()
-                elapsed = default_timer() - started
-                if response.status != 200:
-                    raise ValueError(f"HTTP {response.status}: {payload[:200].decode(errors='replace')}")
-                tokens = check_body(payload, len(batches[index]))
-            except asyncio.TimeoutError:
-                result.failures += 1
-                if len(result.errors) < 5:
-                    result.errors.append(f"no complete answer within the {timeout:g} s deadline")
-                continue
-            except (aiohttp.ClientError, ValueError) as exc:
-                result.failures += 1
-                if len(result.errors) < 5:
-                    result.errors.append(f"{type(exc).__name__}: {exc}")
-                continue
-            result.latencies.append(elapsed)
-            result.prompt_tokens += tokens
+        async def worker() -> None:
+            for index in next_index:
+                await server.send(bodies[index], len(batches[index]))
 
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    # total: one deadline for connecting, sending and reading the whole body, however slowly it trickles.
-    session_timeout = aiohttp.ClientTimeout(total=timeout)
-    async with aiohttp.ClientSession(headers=headers, timeout=session_timeout, connector=connector) as session:
         started = default_timer()
-        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
-        result.wall_seconds = default_timer() - started
-    return result
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        server.result.wall_seconds = default_timer() - started
+    return server.result
+
+
+async def _drive_alternating(first: tuple, second: tuple, batches: list[list[str]], timeout: float,
+                             extra: dict) -> tuple[LoadResult, LoadResult]:
+    size = len(batches[0]) if batches else 0
+    async with _Server(*first, timeout, 1, size) as a, _Server(*second, timeout, 1, size) as b:
+        bodies = [(a.body(batch, extra), b.body(batch, extra)) for batch in batches]
+        for index, batch in enumerate(batches):
+            # A B, B A, A B, ...: neither server is always the one that follows the other.
+            order = ((a, bodies[index][0]), (b, bodies[index][1]))
+            for server, body in order if index % 2 == 0 else order[::-1]:
+                await server.send(body, len(batch))
+    return a.result, b.result
 
 
 def run_load(url: str, model: str, batches: list[list[str]], *, concurrency: int = 1, api_key: str | None = None,
              timeout: float = 120.0, **extra) -> LoadResult:
     """Send every batch once, ``concurrency`` at a time; ``extra`` goes into each request body."""
     return asyncio.run(_drive(url.rstrip("/"), model, batches, concurrency, api_key, timeout, extra))
+
+
+def run_alternating(first: tuple, second: tuple, batches: list[list[str]], *, timeout: float = 120.0,
+                    **extra) -> tuple[LoadResult, LoadResult]:
+    """Each batch sent to both servers ((url, model, api_key) each), one request in flight, A B B A order.
+
+    Request i of one server and request i of the other are sent back to back, so whatever the machine
+    does in that second slows both alike: their latencies are a pair. One loop, one session per server.
+    """
+    first, second = ((url.rstrip("/"), *rest) for url, *rest in (first, second))
+    return asyncio.run(_drive_alternating(first, second, batches, timeout, extra))

@@ -45,33 +45,36 @@ def percentile_interval(samples, q: float, **options) -> tuple[float, float]:
 
 
 def ratio_interval(measured, baseline, statistic=np.mean, confidence: float = CONFIDENCE, resamples: int = 2000,
-                   seed: int = 0) -> tuple[float, float]:
+                   seed: int = 0, paired: bool = False) -> tuple[float, float]:
     """Bootstrap confidence interval of statistic(measured) / statistic(baseline).
 
     Both runs are resampled, so the baseline run's own noise widens the interval: a single
     baseline run measured in a lucky minute cannot by itself make the next run a regression.
+    ``paired``: sample i of both was measured together, and is resampled together, so what the
+    moment did to both cancels in the ratio instead of widening it.
     """
     def ratio(x, y, axis=-1):
         return statistic(x, axis=axis) / statistic(y, axis=axis)
 
     samples = (np.asarray(measured, dtype=float), np.asarray(baseline, dtype=float))
-    result = stats.bootstrap(samples, ratio, confidence_level=confidence, n_resamples=resamples,
+    result = stats.bootstrap(samples, ratio, confidence_level=confidence, n_resamples=resamples, paired=paired,
                              method="percentile", random_state=np.random.default_rng(seed), vectorized=True)
     low, high = result.confidence_interval
     return float(low), float(high)
 
 
-def paired_ratio(candidate, reference, confidence: float = CONFIDENCE, resamples: int = 2000,
+def paired_ratio(candidate, reference, center=np.mean, confidence: float = CONFIDENCE, resamples: int = 2000,
                  seed: int = 0) -> tuple[float, tuple[float, float]]:
-    """Geometric mean of candidate[i] / reference[i] over paired windows, with its bootstrap interval.
+    """The typical candidate[i] / reference[i] over pairs, with its bootstrap interval.
 
-    Each window pair was measured back to back (A B B A ...), so a noisy minute slows both sides of a
-    pair alike and cancels in its ratio; the spread of the ratios across pairs is what is left, and
-    what the interval measures. Logs make a 10% slower and a 10% faster pair weigh the same.
+    Each pair was measured back to back (A B B A ...), so a busy moment slows both sides of a pair
+    alike and cancels in its ratio; the spread of the ratios across pairs is what is left, and what
+    the interval measures. ``center`` of the log ratios: np.mean gives the geometric mean, np.median
+    the median pair. Logs make a 10% slower and a 10% faster pair weigh the same.
     """
     logs = np.log(np.asarray(candidate, dtype=float) / np.asarray(reference, dtype=float))
-    point = float(np.exp(logs.mean()))
+    point = float(np.exp(center(logs)))
     if logs.size < 2 or np.ptp(logs) == 0:
         return point, (point, point)
-    low, high = interval(logs, np.mean, confidence, resamples, seed)
+    low, high = interval(logs, center, confidence, resamples, seed)
     return point, (float(np.exp(low)), float(np.exp(high)))
