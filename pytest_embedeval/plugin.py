@@ -31,10 +31,10 @@ def _asked_for(config: pytest.Config) -> bool:
     """An --embed-* option or an embed_* ini value: the user wants the plugin before any test is collected."""
     options = any(value not in (None, False, []) for name, value in vars(config.option).items()
                   if name.startswith("embed_"))
-    overrides = [entry.split("=", 1)[0] for entry in (getattr(config.option, "override_ini", None) or [])]
     from .settings import INI
 
-    return options or any(name in config.inicfg or name in overrides for name in INI)
+    # An unset ini value reads as its default (pytest 9.2 deprecates config.inicfg, which said what was set).
+    return options or any(config.getini(name) not in (None, [], default) for name, (_, _, default) in INI.items())
 
 
 def _session(config: pytest.Config):
