@@ -110,52 +110,35 @@ def _serve_proxy(upstream: str, port: int, delay, stretch, turn, truncate, ready
     asyncio.run(_proxy(upstream, port, delay, stretch, turn, truncate, ready))
 
 
+class _Knob:
+    """A number shared with the proxy's process: reading or setting it reads or sets the shared value."""
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+
+    def __get__(self, proxy, owner=None):
+        return self if proxy is None else proxy._knobs[self.name].value
+
+    def __set__(self, proxy, value) -> None:
+        proxy._knobs[self.name].value = value
+
+
 class DelayingProxy:
     """The proxy's process, and its knobs (``delay`` seconds, ``stretch`` fraction, ``turn`` cosine,
     ``truncate`` words)."""
+
+    delay, stretch, turn, truncate = _Knob(), _Knob(), _Knob(), _Knob()
 
     def __init__(self, upstream: str):
         context = multiprocessing.get_context("spawn")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self._delay, self._stretch, self._turn = context.Value("d", 0.0), context.Value("d", 0.0), context.Value("d", 1.0)
-        self._truncate = context.Value("i", 0)
+        # In _proxy's order: delay, stretch, turn, truncate.
+        self._knobs = {"delay": context.Value("d", 0.0), "stretch": context.Value("d", 0.0),
+                       "turn": context.Value("d", 1.0), "truncate": context.Value("i", 0)}
         self._ready = context.Event()
         self._process = context.Process(target=_serve_proxy, name="benchmark-proxy", daemon=True,
-                                        args=(upstream.rstrip("/"), self.port, self._delay, self._stretch, self._turn,
-                                              self._truncate, self._ready))
-
-    @property
-    def delay(self) -> float:
-        return self._delay.value
-
-    @delay.setter
-    def delay(self, seconds: float) -> None:
-        self._delay.value = seconds
-
-    @property
-    def stretch(self) -> float:
-        return self._stretch.value
-
-    @stretch.setter
-    def stretch(self, fraction: float) -> None:
-        self._stretch.value = fraction
-
-    @property
-    def turn(self) -> float:
-        return self._turn.value
-
-    @turn.setter
-    def turn(self, cosine: float) -> None:
-        self._turn.value = cosine
-
-    @property
-    def truncate(self) -> int:
-        return self._truncate.value
-
-    @truncate.setter
-    def truncate(self, words: int) -> None:
-        self._truncate.value = words
+                                        args=(upstream.rstrip("/"), self.port, *self._knobs.values(), self._ready))
 
     def __enter__(self) -> "DelayingProxy":
         self._process.start()
