@@ -1,7 +1,9 @@
 """Paired verdicts against stored ones, on a quiet machine and beside a CPU hog: is a 10% slowdown caught?
 
 Two minilm servers on the CPU, the same files and the same arguments: the reference and the candidate, each
-behind its own proxy process (benchmarks/proxy.py), so that the planted change is the only difference. A
+behind its own proxy process (benchmarks/proxy.py), so that the planted change is the only difference. Each
+server gets the OpenMP threads the plugin gives two servers it boots on one CPU (half the cores each;
+--threads torch: torch's own, a thread per core each). A
 first run records the stored baselines and samples from the candidate, as --embed-update-baselines does.
 Then, in each phase (quiet; then with a hog, a process that keeps one core busy for the whole phase):
 
@@ -20,7 +22,7 @@ STS-en score 0.59 points (sentence-transformers, 20 words: 15 of its 359 pairs c
 must be flagged.
 
     python benchmarks/paired.py [--runs 10] [--slowdown 0.10] [--stretch 0.05] [--requests 200]
-                                [--phases quiet,hog] [--stretch-phases quiet,hog]
+                                [--phases quiet,hog] [--stretch-phases quiet,hog] [--threads split|torch]
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from pytest_embedeval.engines.sglang import SGLangServer
 from pytest_embedeval.hardware import HardwareProfile
 from pytest_embedeval.registry import Registry
 from pytest_embedeval.results import ModelRun
+from pytest_embedeval.servers import paired_cpu_threads
 from pytest_embedeval.session import Policy, RunSession
 from pytest_embedeval.store import Store
 from pytest_embedeval.verdicts import Outcome
@@ -88,6 +91,8 @@ def main() -> None:
     parser.add_argument("--accuracy-words", type=int, default=20, help="words kept of each input (the accuracy drop)")
     parser.add_argument("--phases", default="quiet,hog", help="which of quiet,hog to run")
     parser.add_argument("--stretch-phases", default="quiet,hog", help="the phases that run the stretch as well")
+    parser.add_argument("--threads", choices=("split", "torch"), default="split",
+                        help="each server's OpenMP threads: the plugin's split of the cores, or torch's default")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="embedeval-paired-"))
@@ -96,13 +101,16 @@ def main() -> None:
     latency = {"batch_size": 1, "tokens": 128, "requests": args.requests, "warmup": 20}
     rows = []
     with ExitStack() as stack:
-        servers = [stack.enter_context(SGLangServer(spec, device="cpu", log_path=workdir / f"{role}.log"))
+        threads = paired_cpu_threads() if args.threads == "split" else None
+        servers = [stack.enter_context(SGLangServer(spec, device="cpu", cpu_threads=threads,
+                                                    log_path=workdir / f"{role}.log"))
                    for role in ("reference", "candidate")]
         proxies = [stack.enter_context(DelayingProxy(server.url)) for server in servers]
         sides = [(ProxiedServer(proxy.url, spec), EmbeddingClient(proxy.url, spec.alias)) for proxy in proxies]
         reference, candidate = sides
         slow_proxy = proxies[1]
-        print(f"servers booted ({', '.join(f'{s.boot_seconds:.0f} s' for s in servers)}); work files in {workdir}",
+        print(f"servers booted ({', '.join(f'{s.boot_seconds:.0f} s' for s in servers)}), OpenMP threads "
+              f"{servers[0].environment().get('OMP_NUM_THREADS', 'torch default')} each; work files in {workdir}",
               flush=True)
         recorded = judged(store, candidate, None, "embed_latency", latency, update=True)
         judged(store, candidate, None, "embed_drift", {}, update=True)
@@ -142,7 +150,7 @@ def main() -> None:
         slow_proxy.truncate = 0
 
     print()
-    print(f"minilm on the CPU ({os.cpu_count()} cores), embed_latency batch 1 x 128 tokens, {args.requests} requests "
+    print(f"minilm on the CPU ({os.cpu_count()} cores, threads: {args.threads}), embed_latency batch 1 x 128 tokens, {args.requests} requests "
           "per server and run; paired: request pairs A B B A, median pair's ratio, tolerance 5%; stored: the candidate's p50 against "
           f"the baseline recorded at the start ({baseline:.2f} ms), tolerance 15%")
     print(f"{'phase':6}{'runs':12}{'paired flagged':>16}{'stored flagged':>16}   paired ratios"

@@ -66,7 +66,6 @@ class RunSession:
 
     def open_server(self, server, *, hardware: str | None = None, api_key: str | None = None) -> ModelRun:
         """The record of one model's server in this run: where its figures are kept and judged."""
-        from .engines.sglang import SGLangServer, redact
         from .hardware import HardwareProfile, describe
         from .results import model_facts
 
@@ -77,8 +76,7 @@ class RunSession:
             profile=HardwareProfile(hardware or detected, engine, server.dtype),
             machine=machine,
             software=software,
-            server={"url": server.url, "boot_seconds": server.boot_seconds,
-                    "argv": redact(server.argv, api_key) if isinstance(server, SGLangServer) else None},
+            server={"url": server.url, "boot_seconds": server.boot_seconds, **launch_record(server, api_key)},
             facts=model_facts(server.spec),
         )
         return self.open_model(model_run)
@@ -173,11 +171,9 @@ class RunSession:
 
     def open_reference(self, model_run: ModelRun, server, described: str) -> None:
         """Note in the run's record which server the candidate's paired figures were measured against."""
-        from .engines.sglang import SGLangServer, redact
-
         model_run.server["reference"] = {
             "described": described, "url": server.url, "software": server.engine_info()[1],
-            "argv": redact(server.argv, None) if isinstance(server, SGLangServer) else None}
+            **launch_record(server, None)}
 
     def measure(self, model_run: ModelRun, marker: str, target: Target, arguments: dict,
                 test: str | None = None) -> list[Verdict]:
@@ -307,3 +303,12 @@ def _failed_share(attempts: int, failed: int, whose: str) -> Measurement:
 def machine_info(model_run: ModelRun) -> dict:
     """What pytest-benchmark's machine info lacks: the baseline profile and the accelerator."""
     return {"embedeval_profile": profile_name(model_run.profile), "embedeval_machine": model_run.machine}
+
+
+def launch_record(server, api_key: str | None) -> dict:
+    """How a booted server was started (argv with the key masked, OpenMP threads): both shape its timings."""
+    from .engines.sglang import SGLangServer, redact
+
+    if not isinstance(server, SGLangServer):
+        return {"argv": None}
+    return {"argv": redact(server.argv, api_key), "omp_threads": server.environment().get("OMP_NUM_THREADS")}

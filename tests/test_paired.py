@@ -10,7 +10,7 @@ from pytest_embedeval import settings as settings_module
 from pytest_embedeval.accuracy.items import PairItems, bootstrap_interval, score
 from pytest_embedeval.accuracy.paired import paired_difference_interval
 from pytest_embedeval.measure.stats import STATISTICS, paired_ratio, ratio_interval
-from pytest_embedeval.servers import NoRoomForTwo, placement, share_one_gpu
+from pytest_embedeval.servers import NoRoomForTwo, placement, server_for, share_one_gpu
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -122,9 +122,24 @@ def paired_settings(tmp_path, **options):
 def test_with_two_gpus_the_reference_gets_its_own(tmp_path, monkeypatch):
     monkeypatch.setattr("pytest_embedeval.servers.gpu_count", lambda: 2)
     settings = paired_settings(tmp_path)
-    assert placement(settings, "cuda", None) == ((0,), None)
-    assert placement(settings, "cuda", None, reference=True) == ((1,), None)
-    assert placement(settings, "cpu", None, reference=True) == (None, None)
+    assert placement(settings, "cuda", None) == ((0,), None, None)
+    assert placement(settings, "cuda", None, reference=True) == ((1,), None, None)
+
+
+def test_two_servers_sharing_the_cpu_get_half_its_cores_each_and_a_users_own_setting_wins(tmp_path, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    paired = paired_settings(tmp_path, embed_device="cpu")
+    spec = paired.specs[0]
+    pair = [server_for(spec, paired, tmp_path, reference=side) for side in (False, True)]
+    assert [server.environment()["OMP_NUM_THREADS"] for server in pair] == ["8", "8"]
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert server_for(spec, paired, tmp_path).environment()["OMP_NUM_THREADS"] == "1"
+    # A lone server keeps torch's thread per core: halving it would halve its throughput for nothing.
+    lone = paired_settings(tmp_path, embed_device="cpu", embed_reference_server_arg=None)
+    assert "OMP_NUM_THREADS" not in server_for(spec, lone, tmp_path).environment()
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert server_for(spec, paired, tmp_path).environment()["OMP_NUM_THREADS"] == "2"
 
 
 def test_a_reference_python_that_is_not_there_is_named(tmp_path):

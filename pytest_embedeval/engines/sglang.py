@@ -243,6 +243,7 @@ class SGLangServer:
     boot_timeout: float = 600.0
     poll_interval: float = 0.2
     gpus: tuple[int, ...] | None = None  # pinned with CUDA_VISIBLE_DEVICES; None = what the environment says
+    cpu_threads: int | None = None  # OMP_NUM_THREADS on a CPU unless the user set it; None = one per core
     python: str = sys.executable  # another virtualenv's python runs its own SGLang (a paired reference)
     offline: bool = True  # False only when the user allowed downloads (--embed-allow-downloads)
     any_sglang: bool = False  # --embed-any-sglang: boot an SGLang outside the tested range all the same
@@ -298,6 +299,8 @@ class SGLangServer:
         env.update(fixes)
         if self.gpus is not None:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(gpu) for gpu in self.gpus)
+        if self.device == "cpu" and self.cpu_threads:
+            env.setdefault("OMP_NUM_THREADS", str(self.cpu_threads))  # the user's own setting wins
         return env
 
     def write_config(self) -> None:
