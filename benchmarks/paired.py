@@ -13,16 +13,17 @@ Then, in each phase (quiet; then with a hog, a process that keeps one core busy 
 
 Every run is the plugin's own embed_latency marker with a reference, judged by the plugin's own judge
 (RunSession.measure, second window included): the paired p50 ratio (each request sent to both servers back to
-back, A B B A; the median pair's ratio with its bootstrap interval, tolerance 5%) and, from the same candidate
-samples, today's stored-baseline verdict of latency_p50_ms (its default tolerance, 15%, with both runs'
-samples resampled). Last, the vectors: the candidate's proxy turns every vector to cosine 0.999 from the
-served one, and embed_drift's paired_min_cosine must be flagged; and the accuracy: the candidate's proxy cuts
+back, A B B A; the median pair's ratio with its bootstrap interval, tolerance 5% or --paired-tolerance) and,
+from the same candidate samples, today's stored-baseline verdict of latency_p50_ms (its default tolerance,
+15%, with both runs' samples resampled). Last, the vectors: the candidate's proxy turns every vector to cosine
+0.999 from the served one, and embed_drift's paired_min_cosine must be flagged; and the accuracy: the candidate's proxy cuts
 every input to its first --accuracy-words words (a server whose context shrank), which costs the shipped
 STS-en score 0.59 points (sentence-transformers, 20 words: 15 of its 359 pairs change), and embed_accuracy's paired difference (a paired bootstrap over the pairs)
 must be flagged.
 
     python benchmarks/paired.py [--runs 10] [--slowdown 0.10] [--stretch 0.05] [--requests 200]
                                 [--phases quiet,hog] [--stretch-phases quiet,hog] [--threads split|torch]
+                                [--paired-tolerance 3%]
 """
 
 from __future__ import annotations
@@ -85,12 +86,14 @@ def judged(store: Path, candidate, reference, marker: str, arguments: dict, upda
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
-    parser.add_argument("--slowdown", type=float, default=0.10)
+    parser.add_argument("--slowdown", type=float, default=0.10, help="the planted slowdown (0: skip)")
     parser.add_argument("--stretch", type=float, default=0.05, help="a smaller slowdown as well (0: skip)")
     parser.add_argument("--requests", type=int, default=200, help="requests per server and run (the marker's default)")
     parser.add_argument("--accuracy-words", type=int, default=20, help="words kept of each input (the accuracy drop)")
     parser.add_argument("--phases", default="quiet,hog", help="which of quiet,hog to run")
     parser.add_argument("--stretch-phases", default="quiet,hog", help="the phases that run the stretch as well")
+    parser.add_argument("--paired-tolerance", default=None,
+                        help="embed_latency's paired_tolerance (default: the metric's own, 5%%)")
     parser.add_argument("--threads", choices=("split", "torch"), default="split",
                         help="each server's OpenMP threads: the plugin's split of the cores, or torch's default")
     args = parser.parse_args()
@@ -99,6 +102,7 @@ def main() -> None:
     store = workdir / "baselines"
     spec = Registry().resolve("minilm")
     latency = {"batch_size": 1, "tokens": 128, "requests": args.requests, "warmup": 20}
+    paired_latency = {**latency, "paired_tolerance": args.paired_tolerance}
     rows = []
     with ExitStack() as stack:
         threads = paired_cpu_threads() if args.threads == "split" else None
@@ -119,7 +123,7 @@ def main() -> None:
 
         def paired_run(phase: str, kind: str, index: int) -> None:
             started = time.monotonic()
-            verdicts = judged(store, candidate, reference, "embed_latency", latency)
+            verdicts = judged(store, candidate, reference, "embed_latency", paired_latency)
             ratio, stored = verdicts["paired_latency_p50_ratio"], verdicts["latency_p50_ms"]
             rows.append((phase, kind, ratio, stored, os.getloadavg()[0]))
             print(f"{phase:5} {kind:10} {index:2d}  paired {ratio.measured:.3f} "
@@ -127,7 +131,9 @@ def main() -> None:
                   f"{stored.measured:7.2f} ms {stored.delta_text():>7} {stored.outcome.value:9}  "
                   f"({time.monotonic() - started:.0f} s, load {os.getloadavg()[0]:.1f})", flush=True)
 
-        plans = [("clean", 0.0), (f"slow {args.slowdown:.0%}", args.slowdown)]
+        plans = [("clean", 0.0)]
+        if args.slowdown:
+            plans.append((f"slow {args.slowdown:.0%}", args.slowdown))
         if args.stretch:
             plans.append((f"slow {args.stretch:.0%}", args.stretch))
         for phase, busy in (("quiet", False), ("hog", True)):
@@ -151,7 +157,8 @@ def main() -> None:
 
     print()
     print(f"minilm on the CPU ({os.cpu_count()} cores, threads: {args.threads}), embed_latency batch 1 x 128 tokens, {args.requests} requests "
-          "per server and run; paired: request pairs A B B A, median pair's ratio, tolerance 5%; stored: the candidate's p50 against "
+          "per server and run; paired: request pairs A B B A, median pair's ratio, tolerance "
+          f"{args.paired_tolerance or '5%'}; stored: the candidate's p50 against "
           f"the baseline recorded at the start ({baseline:.2f} ms), tolerance 15%")
     print(f"{'phase':6}{'runs':12}{'paired flagged':>16}{'stored flagged':>16}   paired ratios"
           "            stored deltas")

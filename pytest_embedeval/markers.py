@@ -104,7 +104,7 @@ def _check_tokens(result, tokens: int) -> None:
 
 
 def embed_latency(target: Target, *, batch_size: int = 1, tokens: int = 128, requests: int = 200,
-                  warmup: int = 20, tolerance: str | None = None) -> Measured:
+                  warmup: int = 20, tolerance: str | None = None, paired_tolerance: str | None = None) -> Measured:
     """Request latency, one request in flight: p50, p90, p99 and mean, each with a 95% bootstrap interval.
 
     Every request's latency is kept with the figures: when the baseline run's samples are stored,
@@ -122,7 +122,7 @@ def embed_latency(target: Target, *, batch_size: int = 1, tokens: int = 128, req
         from . import paired
 
         latencies, reference = paired.latency_pairs(target, batches[warmup:], tokens)
-        paired_figures = paired.latency_figures(latencies, reference, note)
+        paired_figures = paired.latency_figures(latencies, reference, note, paired_tolerance)
     else:
         result = target.load(batches[warmup:], concurrency=1)
         _check_tokens(result, tokens)
@@ -155,7 +155,7 @@ def _throughput_at(target: Target, batch_size: int, tokens: int, concurrency: in
 
 def embed_throughput(target: Target, *, batch_size: int = 32, tokens: int = 128, concurrency: int = 4,
                      requests: int | None = None, sweep: bool = False, sweep_seconds: float = 60.0,
-                     tolerance: str | None = None) -> Measured:
+                     tolerance: str | None = None, paired_tolerance: str | None = None) -> Measured:
     """Tokens/s and requests/s at one concurrency, or the maximum tokens/s found by a concurrency sweep.
 
     The sweep doubles the concurrency in short probes until two steps in a row gain less than 5%, or
@@ -189,7 +189,7 @@ def embed_throughput(target: Target, *, batch_size: int = 32, tokens: int = 128,
             target, lambda side: _throughput_at(side, batch_size, tokens, concurrency, per_window, inputs=target))
         result = paired.pooled(windows)
         paired_figures = [paired.throughput_figure(windows, reference, f"batch {batch_size}, {tokens} tokens, "
-                                                   f"concurrency {concurrency}")]
+                                                   f"concurrency {concurrency}", paired_tolerance)]
     else:
         result = _throughput_at(target, batch_size, tokens, concurrency, count)
     note = f"batch {batch_size}, {tokens} tokens, concurrency {concurrency}, {result.requests} requests"
@@ -206,14 +206,14 @@ def embed_throughput(target: Target, *, batch_size: int = 32, tokens: int = 128,
 
 
 def embed_memory(target: Target, *, batch_size: int = 32, tokens: int = 128, requests: int = 16,
-                 tolerance: str | None = None) -> Measured:
+                 tolerance: str | None = None, paired_tolerance: str | None = None) -> Measured:
     """Memory of the server's process tree after load, and (on a GPU) the peak under load."""
     figures = _memory(target, _batches(target, batch_size, tokens, requests))
     if target.reference:
         from . import paired
 
         figures.append(paired.memory_figure(figures[0], _memory(target.reference, _batches(
-            target, batch_size, tokens, requests))[0]))
+            target, batch_size, tokens, requests))[0], paired_tolerance))
     return Measured(figures)
 
 

@@ -39,8 +39,10 @@ def latency_pairs(target: Target, batches: list[list[str]], tokens: int) -> tupl
     return results[0].latencies, results[1].latencies
 
 
-def latency_figures(candidate: list, reference: list, note: str) -> list[Measurement]:
+def latency_figures(candidate: list, reference: list, note: str, tolerance: str | None = None) -> list[Measurement]:
     """Candidate over reference: the median request pair's ratio, and the ratio of the means.
+
+    ``tolerance``: the marker's ``paired_tolerance``, for these ratios alone (None: the metric's own).
 
     The median pair's ratio rather than the ratio of the two medians: each pair shares its moment, so
     its ratio holds only the servers' difference, where two medians each carry the moment's noise.
@@ -51,8 +53,8 @@ def latency_figures(candidate: list, reference: list, note: str) -> list[Measure
     mean_interval = stats.ratio_interval(candidate, reference, np.mean, paired=True)
     ms = lambda values, statistic: float(statistic(values)) * 1000  # noqa: E731
     return [Measurement("paired_latency_p50_ratio", p50, p50_interval, note + ", median of the pairs' ratios",
-                        pair=(ms(reference, np.median), ms(candidate, np.median))),
-            Measurement("paired_latency_mean_ratio", mean, mean_interval, note,
+                        tolerance, pair=(ms(reference, np.median), ms(candidate, np.median))),
+            Measurement("paired_latency_mean_ratio", mean, mean_interval, note, tolerance,
                         pair=(ms(reference, np.mean), ms(candidate, np.mean)))]
 
 
@@ -74,16 +76,16 @@ def pooled(results: list):
                    wall_seconds=sum(r.wall_seconds for r in results))
 
 
-def throughput_figure(candidate: list, reference: list, note: str) -> Measurement:
+def throughput_figure(candidate: list, reference: list, note: str, tolerance: str | None = None) -> Measurement:
     ratio, interval = stats.paired_ratio([r.tokens_per_s for r in candidate], [r.tokens_per_s for r in reference])
     return Measurement("paired_throughput_ratio", ratio, interval,
-                       f"{note}; {len(candidate)} window pairs, A B B A",
+                       f"{note}; {len(candidate)} window pairs, A B B A", tolerance,
                        pair=(pooled(reference).tokens_per_s, pooled(candidate).tokens_per_s))
 
 
-def memory_figure(candidate: Measurement, reference: Measurement) -> Measurement:
+def memory_figure(candidate: Measurement, reference: Measurement, tolerance: str | None = None) -> Measurement:
     return Measurement("paired_memory_ratio", candidate.value / reference.value, None,
-                       f"{candidate.metric} of both servers after the same load",
+                       f"{candidate.metric} of both servers after the same load", tolerance,
                        pair=(reference.value, candidate.value))
 
 

@@ -52,7 +52,8 @@ def server_for(spec, settings: Settings, log_dir: Path, worker: str | None = Non
     return SGLangServer(
         spec, device=device, extra_args=tuple(arguments), api_key=settings.api_key,
         log_path=Path(log_dir) / f"sglang-{spec.alias}{'-reference' if reference else ''}.log",
-        boot_timeout=settings.boot_timeout, gpus=allotted.gpus, cpu_threads=allotted.cpu_threads, host=settings.host, offline=not settings.allow_downloads,
+        boot_timeout=settings.boot_timeout, gpus=allotted.gpus, cpu_threads=allotted.cpu_threads,
+        host=settings.host, offline=not settings.allow_downloads,
         python=(pair.python if reference and pair.python else sys.executable), any_sglang=settings.any_sglang,
         progress=progress)
 

@@ -96,7 +96,10 @@ class RunSession:
             definition = metric(measurement.metric)
         except KeyError as exc:
             raise ValueError(exc.args[0]) from None
-        chosen = tolerance if tolerance is not None else measurement.tolerance
+        # A paired figure's own tolerance (the marker's paired_tolerance) was set for it alone: it beats the
+        # marker's tolerance, which is written for the candidate's figures against their stored baselines.
+        own_first = measurement.pair is not None and measurement.tolerance is not None
+        chosen = measurement.tolerance if own_first or tolerance is None else tolerance
         parsed = None
         if chosen is not None:
             parsed = Tolerance.parse(chosen)

@@ -79,6 +79,30 @@ def test_a_pair_counts_a_change_past_the_tolerance_that_its_interval_tells_from_
     assert compare(stored, 108.0, 100.0, five, interval=(106.0, 110.0)).outcome is Outcome.REGRESSED
 
 
+def test_paired_tolerance_judges_the_ratios_and_tolerance_the_stored_figures(tmp_path):
+    from pytest_embedeval.hardware import HardwareProfile
+    from pytest_embedeval.paired import latency_figures
+    from pytest_embedeval.results import ModelRun
+    from pytest_embedeval.session import Policy, RunSession
+    from pytest_embedeval.store import Store
+    from pytest_embedeval.verdicts import Outcome
+
+    rng = np.random.default_rng(3)
+    reference = rng.lognormal(np.log(0.06), 0.2, 200)
+    candidate = reference * 1.05 * rng.normal(1, 0.01, 200)  # 5% slower, request by request
+    session = RunSession(Store(tmp_path), Policy(), progress=lambda line: None)
+    model_run = session.open_model(ModelRun("m", HardwareProfile("cpu-2c-x", "sglang", "float32"), "", ""))
+
+    def p50(paired_tolerance):
+        figure = latency_figures(list(candidate), list(reference), "test", paired_tolerance)[0]
+        # The marker's tolerance (here 15%, for the stored figures) reaches the judge with every figure.
+        return session.judge(model_run, figure, tolerance="15%")
+
+    three = p50("3%")
+    assert (three.tolerance, three.outcome) == ("3%", Outcome.REGRESSED)
+    assert p50(None).tolerance == "15%" and p50(None).outcome is Outcome.PASSED
+
+
 def test_equal_windows_give_a_ratio_of_one_with_no_spread():
     assert paired_ratio([20.0, 30.0], [20.0, 30.0]) == (1.0, (1.0, 1.0))
 
@@ -183,7 +207,8 @@ def test_accuracy_is_scored_on_both_servers_and_judged_as_a_difference(pytester,
 PAIRED_SUITE = """
 import pytest
 
-@pytest.mark.embed_latency(requests=80, warmup=5)
+# This test asks whether the pair is measured and reported, not whether two servers are equal to 5%.
+@pytest.mark.embed_latency(requests=80, warmup=5, paired_tolerance="25%")
 def test_latency():
     pass
 
@@ -212,6 +237,7 @@ def test_a_real_sglang_reference_is_booted_beside_the_candidate_and_measured_in_
     assert "--max-total-tokens" in reference["argv"] and reference["software"].startswith("sglang 0.5")
     p50 = next(v for v in model["verdicts"] if v["metric"] == "paired_latency_p50_ratio")
     assert len(p50["pair"]) == 2 and 0.5 < p50["measured"] < 2 and "back to back, A B B A" in p50["note"]
+    assert p50["tolerance"] == "25%"
     cosine = next(v for v in model["verdicts"] if v["metric"] == "paired_min_cosine")
     assert cosine["measured"] > 0.9999  # the same model and dtype on both: the same vectors
 

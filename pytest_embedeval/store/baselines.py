@@ -136,8 +136,8 @@ class ModelBaselines:
         found = self.find(metric_name, here)
         published = self.published(metric_name, measured)
         if found is None:
-            return compare(definition, measured, None, model=self.model, profile=str(here), interval=interval,
-                           test=test, note=note, pair=pair, published=published)
+            return compare(definition, measured, None, tolerance, model=self.model, profile=str(here),
+                           interval=interval, test=test, note=note, pair=pair, published=published)
         profile, entry = found
         if ratio_interval and sampled_baseline and math.isclose(entry.value, sampled_baseline, rel_tol=1e-3):
             interval = (entry.value * ratio_interval[0], entry.value * ratio_interval[1])
