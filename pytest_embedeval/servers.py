@@ -113,6 +113,8 @@ def paired_cpu_threads() -> int:
     With torch's default, a thread per core each, a forward pass waits for whichever of its threads the
     other server (or any busy process) has descheduled: one busy core made a lone minilm server's p50 on a
     2-core machine 2.2 times as long (57.6 -> 127.1 ms); with one thread, 1.14 times (60.5 -> 68.9 ms).
+    On Intel AMX and Arm hosts SGLang binds a thread to each core of a NUMA node itself after reading
+    this, unless SGLANG_CPU_OMP_THREADS_BIND says otherwise.
     """
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()  # not on macOS
     return max(1, (usable or 1) // 2)
