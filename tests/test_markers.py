@@ -127,7 +127,8 @@ def test_marker_arguments_are_checked_by_name():
 def test_every_marker_is_registered_with_its_signature(pytester):
     result = pytester.runpytest("--markers")
     result.stdout.fnmatch_lines([
-        "@pytest.mark.embed_latency(batch_size=1, tokens=128, requests=200, warmup=20, tolerance=None, paired_tolerance=None): Request latency*",
+        "@pytest.mark.embed_latency(batch_size=1, tokens=128, requests=200, warmup=20, tolerance=None, "
+        "paired_tolerance=None): Request latency*",
         "@pytest.mark.embed_throughput(*sweep=False*",
         "@pytest.mark.embed_memory(*",
     ])
