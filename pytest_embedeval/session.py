@@ -314,4 +314,4 @@ def launch_record(server, api_key: str | None) -> dict:
 
     if not isinstance(server, SGLangServer):
         return {"argv": None}
-    return {"argv": redact(server.argv, api_key), "omp_threads": server.environment().get("OMP_NUM_THREADS")}
+    return {"argv": redact(server.argv, api_key), "omp_threads": server.omp_threads}

@@ -299,9 +299,17 @@ class SGLangServer:
         env.update(fixes)
         if self.gpus is not None:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(gpu) for gpu in self.gpus)
-        if self.device == "cpu" and self.cpu_threads:
-            env.setdefault("OMP_NUM_THREADS", str(self.cpu_threads))  # the user's own setting wins
+        if self.omp_threads:
+            env["OMP_NUM_THREADS"] = self.omp_threads
         return env
+
+    @property
+    def omp_threads(self) -> str | None:
+        """The OpenMP threads it runs with: the user's OMP_NUM_THREADS, else ``cpu_threads`` on a CPU, else
+        None (torch's own, one per core)."""
+        if "OMP_NUM_THREADS" in os.environ:
+            return os.environ["OMP_NUM_THREADS"]
+        return str(self.cpu_threads) if self.device == "cpu" and self.cpu_threads else None
 
     def write_config(self) -> None:
         """The ``--config`` YAML that carries the key: mode 0600, with the user's own --config merged in."""
