@@ -293,7 +293,7 @@ class SessionWatch:
         self._roots = roots
         self._interval = interval
         self.sessions: set[int] = set()
-        self.seen: dict[int, str] = {}  # pid -> command line of every server process seen
+        self.seen: dict[int, set[str]] = {}  # pid -> every command line a server process showed
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -322,12 +322,15 @@ class SessionWatch:
                 self.sessions.add(session)
         for proc in processes_in_sessions(self.sessions):
             try:
-                self.seen[proc.pid] = " ".join(proc.cmdline())[:120]
+                cmdline = " ".join(proc.cmdline())[:120]
             except psutil.Error:
-                pass
+                continue
+            # Kept, not overwritten: a process on its way out reads as an empty command line, and the
+            # last sample of a killed server would erase the renamed scheduler it showed while it served.
+            self.seen.setdefault(proc.pid, set()).add(cmdline)
 
     def saw(self, text: str) -> bool:
-        return any(text in cmdline for cmdline in self.seen.values())
+        return any(text in cmdline for cmdlines in self.seen.values() for cmdline in cmdlines)
 
     def leftovers(self, settle: float = 10.0) -> list[str]:
         deadline = time.monotonic() + settle
