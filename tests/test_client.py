@@ -50,7 +50,8 @@ def test_the_deadline_covers_the_whole_request_not_each_read():
             started = time.monotonic()
             with pytest.raises(httpx.ReadTimeout):
                 http.post(f"{standin.url}/v1/embeddings", json={"input": ["a"]})
-            assert time.monotonic() - started < 1.5  # the whole body would take 16 s
+            # About 0.8 s; the bound is half the 16 s the whole body takes, so a busy machine cannot fail it.
+            assert time.monotonic() - started < 8
         with httpx.Client(transport=DeadlineTransport(60), timeout=60) as http:
             started = time.monotonic()
             http.get(f"{standin.url}/v1/models").raise_for_status()  # a prompt answer is untouched

@@ -167,8 +167,9 @@ def test_a_hanging_server_fails_the_call_within_a_bounded_time(standin):
     with pytest.raises(EmbeddingRequestError, match=r"no answer from http://127.0.0.1:\d+/v1/embeddings within "
                                                     r"the 1 s timeout on every one of 3 attempts"):
         client.embed(["first text"])
-    # 3 attempts of 1 s, back-offs of at most 0.5 s and 1 s between them
-    assert time.monotonic() - started < 3 * 1.0 + 1.5 + 2.0
+    # 3 attempts of 1 s and back-offs of at most 0.5 s and 1 s: about 4.5 s, where a hang never ends.
+    # The bound leaves a busy machine room.
+    assert time.monotonic() - started < 15
     assert client.failed_attempts == 3 and server.embedding_requests == 3
 
 

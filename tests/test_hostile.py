@@ -99,7 +99,7 @@ def test_a_trickled_answer_fails_the_request_at_its_deadline(mode):
         seconds = time.monotonic() - started
     # Every byte arrives within the 1 s timeout, so a per-read timeout never fires: the whole answer
     # (over 150 bytes at 0.2 s each) takes 33 s. The margin is for a machine busy with SGLang.
-    assert seconds < 5, seconds
+    assert seconds < 15, seconds
     assert "within the 1 s timeout on 1 attempt" in str(info.value)
 
 
@@ -107,7 +107,7 @@ def test_the_load_generator_ends_a_trickled_request_at_its_deadline():
     with HostileServer("trickle", delay=0.2) as standin:
         started = time.monotonic()
         result = run_load(standin.url, "m", [["a"]] * 2, concurrency=2, timeout=1.0)
-    assert time.monotonic() - started < 5  # two requests side by side, 1 s each; the answer takes 33 s
+    assert time.monotonic() - started < 15  # two requests side by side, 1 s each; the answer takes 33 s
     assert (result.requests, result.failures) == (0, 2)
     assert "no complete answer within the 1 s deadline" in result.errors[0]
 
