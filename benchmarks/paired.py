@@ -114,7 +114,7 @@ def main() -> None:
         reference, candidate = sides
         slow_proxy = proxies[1]
         print(f"servers booted ({', '.join(f'{s.boot_seconds:.0f} s' for s in servers)}), OpenMP threads "
-              f"{servers[0].environment().get('OMP_NUM_THREADS', 'torch default')} each; work files in {workdir}",
+              f"{servers[0].omp_threads or 'torch default'} each; work files in {workdir}",
               flush=True)
         recorded = judged(store, candidate, None, "embed_latency", latency, update=True)
         judged(store, candidate, None, "embed_drift", {}, update=True)

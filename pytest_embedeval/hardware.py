@@ -41,7 +41,14 @@ def gpu_hardware_id(names: list[str]) -> str:
 def cpu_hardware_id() -> str:
     """``cpu-2c-intel-xeon``: the cores this process may use and the processor's family, since an AMD EPYC
     and an Intel Xeon with two cores each time the same server 15% apart."""
-    return f"cpu-{len(os.sched_getaffinity(0))}c-{cpu_family(cpu_model())}"
+    return f"cpu-{usable_cores()}c-{cpu_family(cpu_model())}"
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, as taskset or a container sets it), not the host's."""
+    if hasattr(os, "sched_getaffinity"):  # not on macOS
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def cpu_family(model: str) -> str:
@@ -87,4 +94,4 @@ def describe(device: str, gpus: tuple[int, ...] | None = None) -> tuple[str, str
         names, driver = gpu_names(list(gpus) if gpus is not None else visible_gpu_indexes())
         if names:
             return gpu_hardware_id(names), f"{names[0]} x{len(names)}, driver {driver}"
-    return cpu_hardware_id(), f"{cpu_model()} ({len(os.sched_getaffinity(0))} cores)"
+    return cpu_hardware_id(), f"{cpu_model()} ({usable_cores()} cores)"

@@ -116,8 +116,9 @@ def paired_cpu_threads() -> int:
     On Intel AMX and Arm hosts SGLang binds a thread to each core of a NUMA node itself after reading
     this, unless SGLANG_CPU_OMP_THREADS_BIND says otherwise.
     """
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()  # not on macOS
-    return max(1, (usable or 1) // 2)
+    from .hardware import usable_cores
+
+    return max(1, usable_cores() // 2)
 
 
 def share_one_gpu(index: int, total: int, free: int, parameters: list[int | None], names: list[str]) -> float:
