@@ -55,7 +55,7 @@ def _report(args) -> int:
         print(f"### {title}\n" if args.markdown else title)
         print(verdict_table(model_run.verdicts, markdown=args.markdown))
         print()
-    return 1 if run.regressions() else 0
+    return 1 if run.failing() else 0
 
 
 def _compare(args) -> int:

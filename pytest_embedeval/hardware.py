@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 ANY = "any"
+UNKNOWN = "unknown"  # a server on another machine (--embed-url) whose hardware nobody named
 
 # Form factors and memory kinds that do not change which baseline applies.
 _NOISE_WORDS = {"nvidia", "geforce", "tesla", "sxm", "sxm2", "sxm4", "sxm5", "pcie", "hbm3", "hbm3e", "nvl", "mig"}
@@ -19,17 +20,17 @@ _NOISE_WORDS = {"nvidia", "geforce", "tesla", "sxm", "sxm2", "sxm4", "sxm5", "pc
 
 @dataclass(frozen=True)
 class HardwareProfile:
-    hardware: str  # "a100-80gb-x1", "cpu-2c"
+    """Where and how a server ran: every part of a figure's identity that is not the figure's own shape."""
+
+    hardware: str  # the server's share: "a100-80gb-x1" (the GPUs it uses), "cpu-2c-amd-epyc"; UNKNOWN
     engine: str  # "sglang"
     dtype: str  # as the server was configured: "float32", "bfloat16", "auto"
-
-    def matches(self, hardware: str, engine: str, dtype: str) -> bool:
-        """True when a stored profile with these fields applies here; "any" matches everything."""
-        return all(stored in (ANY, mine) for stored, mine in
-                   ((hardware, self.hardware), (engine, self.engine), (dtype, self.dtype)))
+    deployment: str = ""  # the server flags that change results ("--quantization fp8 --tp-size 2"); "" = none
+    paired: bool = False  # it shared the machine with a paired reference server (half the cores, or GPU memory)
 
     def __str__(self) -> str:
-        return f"{self.hardware} / {self.engine} / {self.dtype}"
+        parts = [self.hardware, self.engine, self.dtype, self.deployment, "paired" if self.paired else ""]
+        return " / ".join(part for part in parts if part)
 
 
 def gpu_hardware_id(names: list[str]) -> str:
@@ -88,10 +89,13 @@ def visible_gpu_indexes() -> list[int] | None:
     return [int(i) for i in visible.split(",") if i.strip().isdigit()]
 
 
-def describe(device: str, gpus: tuple[int, ...] | None = None) -> tuple[str, str]:
-    """(hardware key, machine description) for the device a server runs on (and its GPUs, if pinned)."""
+def describe(device: str, gpus: tuple[int, ...] | None = None, uses: int | None = None) -> tuple[str, str]:
+    """(hardware key, machine description) for the device a server runs on: its share of the machine, the GPUs
+    pinned to it, else the first ``uses`` visible ones (SGLang takes as many as tp x dp x pp)."""
     if device != "cpu":
         names, driver = gpu_names(list(gpus) if gpus is not None else visible_gpu_indexes())
+        if gpus is None and uses:
+            names = names[:uses]
         if names:
             return gpu_hardware_id(names), f"{names[0]} x{len(names)}, driver {driver}"
     return cpu_hardware_id(), f"{cpu_model()} ({usable_cores()} cores)"

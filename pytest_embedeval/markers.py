@@ -12,6 +12,7 @@ imports pytest, and the heavy imports wait until a marker runs.
 from __future__ import annotations
 
 import inspect
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,11 +32,12 @@ class Measurement:
     value: float
     interval: tuple[float, float] | None = None  # 95% confidence interval of the figure
     note: str | None = None
-    tolerance: str | float | None = None  # this figure's own default, when it depends on the server
+    shape: str | None = None  # what it was measured at, part of its identity: "batch 1 x 16 tokens"
     timing: str | None = None  # the Timing whose per-request samples this figure summarises
     statistic: str | None = None  # how it summarises them: "p50", "p90", "p99" or "mean"
     pair: tuple[float, float] | None = None  # a paired figure: the reference's and the candidate's own values
     items: tuple = field(default=(), compare=False, repr=False)  # an accuracy figure's per-item values
+    missing: str | None = None  # no value: a stored input it needs is not there (the judge says "no baseline")
 
 
 @dataclass
@@ -116,13 +118,14 @@ def embed_latency(target: Target, *, batch_size: int = 1, tokens: int = 128, req
     batches = _batches(target, batch_size, tokens, warmup + requests)
     for side in (target, target.reference) if target.reference else (target,):
         side.load(batches[:warmup], concurrency=1)
-    note = f"batch {batch_size}, {tokens} tokens, {requests} requests after {warmup} warm-up"
+    note = f"{requests} requests after {warmup} warm-up"
+    shape = f"batch {batch_size} x {tokens} tokens"
     paired_figures = []
     if target.reference:
         from . import paired
 
         latencies, reference = paired.latency_pairs(target, batches[warmup:], tokens)
-        paired_figures = paired.latency_figures(latencies, reference, note, paired_tolerance)
+        paired_figures = paired.latency_figures(latencies, reference, note, shape)
     else:
         result = target.load(batches[warmup:], concurrency=1)
         _check_tokens(result, tokens)
@@ -132,7 +135,7 @@ def embed_latency(target: Target, *, batch_size: int = 1, tokens: int = 128, req
     ms = [s * 1000 for s in latencies]
     figures = [
         Measurement(f"latency_{statistic}_ms", float(stats.STATISTICS[statistic](ms)),
-                    stats.interval(ms, stats.STATISTICS[statistic]), note, timing=name, statistic=statistic)
+                    stats.interval(ms, stats.STATISTICS[statistic]), note, shape, timing=name, statistic=statistic)
         for statistic in ("p50", "p90", "p99", "mean")
     ]
     return Measured(figures + paired_figures, timings=[timing])
@@ -188,45 +191,58 @@ def embed_throughput(target: Target, *, batch_size: int = 32, tokens: int = 128,
         windows, reference = paired.throughput_windows(
             target, lambda side: _throughput_at(side, batch_size, tokens, concurrency, per_window, inputs=target))
         result = paired.pooled(windows)
-        paired_figures = [paired.throughput_figure(windows, reference, f"batch {batch_size}, {tokens} tokens, "
-                                                   f"concurrency {concurrency}", paired_tolerance)]
+        paired_figures = [paired.throughput_figure(windows, reference, f"concurrency {concurrency}",
+                                                   throughput_shape(batch_size, tokens, concurrency, sweep))]
     else:
         result = _throughput_at(target, batch_size, tokens, concurrency, count)
-    note = f"batch {batch_size}, {tokens} tokens, concurrency {concurrency}, {result.requests} requests"
+    note = f"concurrency {concurrency}, {result.requests} requests"
+    shape = throughput_shape(batch_size, tokens, concurrency, sweep)
     timing = Timing(timing_name("throughput", batch_size, tokens, concurrency), result.latencies,
                     {"batch_size": batch_size, "tokens": tokens, "concurrency": concurrency},
                     extra={"tokens_per_s": result.tokens_per_s, "requests_per_s": result.requests_per_s})
     if sweep:
         figures = [Measurement("max_throughput_tokens_per_s", result.tokens_per_s, None,
-                               f"{note}; the sweep saturated by concurrency {concurrency}")]
+                               f"{note}; the sweep saturated by concurrency {concurrency}", shape)]
     else:
-        figures = [Measurement("throughput_tokens_per_s", result.tokens_per_s, None, note),
-                   Measurement("throughput_requests_per_s", result.requests_per_s, None, note)]
+        figures = [Measurement("throughput_tokens_per_s", result.tokens_per_s, None, note, shape),
+                   Measurement("throughput_requests_per_s", result.requests_per_s, None, note, shape)]
     return Measured(figures + paired_figures, timings=[timing])
+
+
+def throughput_shape(batch_size: int, tokens: int, concurrency: int, sweep: bool) -> str:
+    """A sweep's figure is the best concurrency's, whichever it was: its shape names the sweep instead."""
+    return f"batch {batch_size} x {tokens} tokens, " + ("sweep" if sweep else f"concurrency {concurrency}")
 
 
 def embed_memory(target: Target, *, batch_size: int = 32, tokens: int = 128, requests: int = 16,
                  tolerance: str | None = None, paired_tolerance: str | None = None) -> Measured:
     """Memory of the server's process tree after load, and (on a GPU) the peak under load."""
-    figures = _memory(target, _batches(target, batch_size, tokens, requests))
+    shape = f"after {requests} batches of {batch_size} x {tokens} tokens"
+    figures = _memory(target, _batches(target, batch_size, tokens, requests), shape, "the candidate's")
     if target.reference:
         from . import paired
 
-        figures.append(paired.memory_figure(figures[0], _memory(target.reference, _batches(
-            target, batch_size, tokens, requests))[0], paired_tolerance))
+        if target.reference.server.process is None:  # judged as missing: the candidate's figures stand
+            figures.append(Measurement("paired_memory_ratio", math.nan, None, None, shape, missing=(
+                "the reference's memory cannot be measured: --embed-reference-url points at a server this run "
+                "did not start")))
+        else:
+            figures.append(paired.memory_figure(figures[0], _memory(target.reference, _batches(
+                target, batch_size, tokens, requests), shape, "the reference's")[0]))
     return Measured(figures)
 
 
-def _memory(target: Target, batches: list[list[str]]) -> list[Measurement]:
+def _memory(target: Target, batches: list[list[str]], shape: str, whose: str) -> list[Measurement]:
     from .measure.memory import PeakSampler, tree_pss_bytes
 
     server = target.server
     if server.process is None:
-        raise NotMeasurable("server memory cannot be measured: --embed-url points at a server this run did not start")
+        raise NotMeasurable(f"{whose} memory cannot be measured: --embed-url points at a server this run did not "
+                            "start")
     if server.device == "cpu":
         target.load(batches, concurrency=4)
         return [Measurement("host_memory_bytes", tree_pss_bytes(server.process.pid), None,
-                            "PSS of the server's process tree after load")]
+                            "PSS of the server's process tree after load", shape)]
     from .measure.gpu import tree_gpu_memory
 
     gpus = list(server.gpus) if server.gpus is not None else None
@@ -241,8 +257,8 @@ def _memory(target: Target, batches: list[list[str]]) -> list[Measurement]:
     if after is None:
         raise NotMeasurable("no GPU memory to measure: NVML is not available")
     note = f"{after.note()}; {server.memory_settings()}"
-    return [Measurement("gpu_memory_bytes", after.bytes, None, note),
-            Measurement("gpu_memory_peak_bytes", max(sampler.peak, after.bytes), None, note)]
+    return [Measurement("gpu_memory_bytes", after.bytes, None, note, shape),
+            Measurement("gpu_memory_peak_bytes", max(sampler.peak, after.bytes), None, note, shape)]
 
 
 # Presets whose average is a headline figure of their own.
@@ -257,16 +273,14 @@ def embed_accuracy(target: Target, *, task: str = "embedeval", dimensions: int |
     change counts only when it is beyond the tolerance and beyond what that many items can tell.
     """
     scores = _scores(target, task, dimensions, batch_size, concurrency)
-    setting = f"{task}" + (f", {dimensions} dimensions" if dimensions else "")
+    shape = f"{dimensions} dimensions" if dimensions else None  # the task is in the metric's name
     figures = []
     for score in scores:
-        note = f"{setting}; {score.items} {score.item_unit}" if score.items else setting
-        if score.too_small_for_one_point:
-            note += "; too few items to tell a 1-point change"
-        figures.append(Measurement(score.metric, score.value, score.interval, note, items=score.groups))
+        note = f"{task}; {score.items} {score.item_unit}" if score.items else task
+        figures.append(Measurement(score.metric, score.value, score.interval, note, shape, items=score.groups))
     if task in _AVERAGES and scores:
         average = sum(score.value for score in scores) / len(scores)
-        figures.append(Measurement(_AVERAGES[task], average, None, f"average of {len(scores)} tasks"))
+        figures.append(Measurement(_AVERAGES[task], average, None, f"average of {len(scores)} tasks", shape))
     if target.reference:
         from .accuracy.paired import paired_difference_interval
 
@@ -276,8 +290,8 @@ def embed_accuracy(target: Target, *, task: str = "embedeval", dimensions: int |
             figures.append(Measurement(
                 f"paired:{mine.metric}", mine.value - theirs.value,
                 None if interval is None else (100 * interval[0], 100 * interval[1]),
-                f"{setting}; the same {mine.items or ''} {mine.item_unit or 'items'} on both servers, "
-                "resampled together", pair=(theirs.value, mine.value)))
+                f"{task}; the same {mine.items or ''} {mine.item_unit or 'items'} on both servers, "
+                "resampled together", shape, pair=(theirs.value, mine.value)))
     return Measured(figures)
 
 
@@ -295,11 +309,11 @@ def _scores(target: Target, task: str, dimensions, batch_size: int, concurrency:
         raise MeasurementError(str(exc)) from None
 
 
-def embed_drift(target: Target, *, tolerance: float | None = None) -> Measured:
+def embed_drift(target: Target, *, tolerance: float | None = None, paired_tolerance: float | None = None) -> Measured:
     """Probe-set vectors against those stored with the baselines, and alone vs inside a batch.
 
-    Tolerances are cosine distances from the recorded figure (1.0 when recorded on the same server):
-    0.001 for a float32 server, 0.01 for half precision, which rounds every layer.
+    Tolerances are cosine distances from the recorded figure (1.0 when recorded on the same server); the
+    defaults, for float32 and for half precision, are the metrics' own (``metrics.py``).
     """
     import numpy as np
 
@@ -317,14 +331,19 @@ def embed_drift(target: Target, *, tolerance: float | None = None) -> Measured:
                            f"probe set, norms {norms.min():.4f}..{norms.max():.4f}")]
     invariance = row_cosines(alone, batched, "batched", "alone")
     figures.append(Measurement("batch_invariance_min_cosine", float(invariance.min()), None,
-                               "the same text alone and inside a batch; " + drift.worst(texts, invariance),
-                               tolerance if tolerance is not None else 0.001 if half else 0.0001))
+                               "the same text alone and inside a batch; " + drift.worst(texts, invariance)))
+    if target.reference:
+        from . import paired
+
+        figures.append(paired.drift_figure(target, texts, alone))
     stored = target.stored_vectors()
     if target.update:
         stored = stored or (texts, alone)  # the first recording compares with itself
-    if stored is None:
-        raise NotMeasurable(f"no stored probe vectors for {target.server.spec.alias}: "
-                            "run once with --embed-update-baselines to record them")
+    if stored is None:  # every other figure is judged all the same; this one has no baseline
+        figures.append(Measurement("drift_min_cosine", math.nan, missing=(
+            f"no stored probe vectors for {target.server.spec.alias}: run once with --embed-update-baselines "
+            "to record them")))
+        return Measured(figures)
     stored_texts, stored_vectors = stored
     if stored_texts != texts:
         raise MeasurementError("the stored probe texts differ from this version's: re-record them with "
@@ -336,12 +355,7 @@ def embed_drift(target: Target, *, tolerance: float | None = None) -> Measured:
                                "--embed-update-baselines") from None
     figures.append(Measurement("drift_min_cosine", float(cosines.min()), None,
                                f"{'half' if half else 'float32'} server vs stored vectors; "
-                               + drift.worst(texts, cosines),
-                               tolerance if tolerance is not None else 0.01 if half else 0.001))
-    if target.reference:
-        from . import paired
-
-        figures.append(paired.drift_figure(target, texts, alone, tolerance))
+                               + drift.worst(texts, cosines)))
     return Measured(figures, vectors=(texts, alone))
 
 

@@ -45,8 +45,9 @@ class Metric:
     better: str  # HIGHER, LOWER or EXACT
     tolerance: Tolerance
     description: str
-    fixed_baseline: float | None = None  # the same everywhere: never stored, never updated
+    fixed_baseline: float | None = None  # the same everywhere: never stored, never updated, never accepted
     pair_unit: str | None = None  # a paired figure: the unit of the reference's and the candidate's own values
+    half_precision: Tolerance | None = None  # the default for a half-precision server, which rounds every layer
 
     @property
     def hardware_bound(self) -> bool:
@@ -61,13 +62,14 @@ class Metric:
             raise ValueError(f"{self.name} takes a tolerance in {self.unit}, like {self.tolerance}, got {tolerance}")
 
 
-def _m(name, unit, better, tolerance, description, fixed_baseline=None, pair_unit=None) -> Metric:
-    return Metric(name, unit, better, Tolerance.parse(tolerance), description, fixed_baseline, pair_unit)
+def _m(name, unit, better, tolerance, description, fixed_baseline=None, pair_unit=None, half=None) -> Metric:
+    return Metric(name, unit, better, Tolerance.parse(tolerance), description, fixed_baseline, pair_unit,
+                  None if half is None else Tolerance.parse(half))
 
 
-def _paired(name, better, tolerance, description, pair_unit, unit="ratio", baseline=1.0) -> Metric:
+def _paired(name, better, tolerance, description, pair_unit, unit="ratio", baseline=1.0, half=None) -> Metric:
     # Candidate against a reference server measured in the same minutes: equal servers give 1 (or 0).
-    return _m(name, unit, better, tolerance, description, fixed_baseline=baseline, pair_unit=pair_unit)
+    return _m(name, unit, better, tolerance, description, fixed_baseline=baseline, pair_unit=pair_unit, half=half)
 
 
 CATALOGUE: dict[str, Metric] = {m.name: m for m in (
@@ -85,10 +87,14 @@ CATALOGUE: dict[str, Metric] = {m.name: m for m in (
     _m("cmteb_avg", "points", HIGHER, 0.5, "C-MTEB average main score, 0-100"),
     _m("cmteb_sts_avg", "points", HIGHER, 0.5, "average of the 7 C-MTEB STS tasks, 0-100"),
     _m("stsb_spearman", "points", HIGHER, 0.5, "STS-B cosine Spearman, 0-100"),
-    _m("reference_min_cosine", "cosine", HIGHER, 0.0001, "worst cosine of served vs reference vectors"),
-    _m("drift_min_cosine", "cosine", HIGHER, 0.001, "worst cosine of the probe set vs its stored vectors"),
+    _m("reference_min_cosine", "cosine", HIGHER, 0.0001, "worst cosine of served vs reference vectors",
+       half=0.001),
+    _m("drift_min_cosine", "cosine", HIGHER, 0.001, "worst cosine of the probe set vs its stored vectors",
+       half=0.01),
     _m("l2_norm_mean", "norm", EXACT, 0.01, "mean L2 norm of the probe vectors (1 when the server normalises)"),
-    _m("batch_invariance_min_cosine", "cosine", HIGHER, 0.0001, "worst cosine of a text alone vs in a batch"),
+    # A text's vector does not depend on what else is in its batch: 1 on every server, never a stored figure.
+    _m("batch_invariance_min_cosine", "cosine", HIGHER, 0.0001, "worst cosine of a text alone vs in a batch",
+       fixed_baseline=1.0, half=0.001),
     _m("dimensions", "dims", EXACT, 0, "length of the served vectors"),
     _m("context_length", "tokens", EXACT, 0, "longest input the server accepts"),
     # A healthy server fails no request: retries that hide failures must not hide the figure.
@@ -101,8 +107,9 @@ CATALOGUE: dict[str, Metric] = {m.name: m for m in (
     _paired("paired_latency_mean_ratio", LOWER, "5%", "candidate / reference mean latency, paired requests", "ms"),
     _paired("paired_throughput_ratio", HIGHER, "5%", "candidate / reference tokens/s, paired windows", "tokens/s"),
     _paired("paired_memory_ratio", LOWER, "10%", "candidate / reference memory of the server", "B"),
-    _paired("paired_min_cosine", HIGHER, 0.001, "worst cosine of a probe text, candidate vs reference vectors",
-            None, unit="cosine"),
+    # Two servers of the same files and dtype compute the same vectors: to ~1e-7 in float32.
+    _paired("paired_min_cosine", HIGHER, 0.0001, "worst cosine of a probe text, candidate vs reference vectors",
+            None, unit="cosine", half=0.001),
 )}
 
 # Scores of any mteb task or user data set: "mteb:<TaskName>" and "data:<name>", 0-100 points.
@@ -124,3 +131,15 @@ def metric(name: str) -> Metric:
     raise KeyError(
         f"unknown metric {name!r}; known: {', '.join(CATALOGUE)}, or mteb:<TaskName> / data:<name> for task scores"
     )
+
+
+def label(metric_name: str, shape: str | None) -> str:
+    """A figure's name in files and tables: the metric, and the shape it was measured at when it has one:
+    ``latency_p50_ms (batch 1 x 16 tokens)``. Two shapes are two figures; they never judge each other."""
+    return f"{metric_name} ({shape})" if shape else metric_name
+
+
+def parse_label(text: str) -> tuple[str, str | None]:
+    """``"latency_p50_ms (batch 1 x 16 tokens)"`` -> ``("latency_p50_ms", "batch 1 x 16 tokens")``."""
+    match = re.fullmatch(r"(\S+) \((.+)\)", text)
+    return (match.group(1), match.group(2)) if match else (text, None)

@@ -14,7 +14,7 @@ import numpy as np
 
 from .markers import Measurement, MeasurementError, Target, _check_tokens
 from .measure import stats
-from .vectors import is_half_precision, row_cosines
+from .vectors import row_cosines
 
 THROUGHPUT_WINDOWS = 4  # windows per server for throughput (A B B A A B B A)
 
@@ -39,10 +39,8 @@ def latency_pairs(target: Target, batches: list[list[str]], tokens: int) -> tupl
     return results[0].latencies, results[1].latencies
 
 
-def latency_figures(candidate: list, reference: list, note: str, tolerance: str | None = None) -> list[Measurement]:
+def latency_figures(candidate: list, reference: list, note: str, shape: str) -> list[Measurement]:
     """Candidate over reference: the median request pair's ratio, and the ratio of the means.
-
-    ``tolerance``: the marker's ``paired_tolerance``, for these ratios alone (None: the metric's own).
 
     The median pair's ratio rather than the ratio of the two medians: each pair shares its moment, so
     its ratio holds only the servers' difference, where two medians each carry the moment's noise.
@@ -53,8 +51,8 @@ def latency_figures(candidate: list, reference: list, note: str, tolerance: str 
     mean_interval = stats.ratio_interval(candidate, reference, np.mean, paired=True)
     ms = lambda values, statistic: float(statistic(values)) * 1000  # noqa: E731
     return [Measurement("paired_latency_p50_ratio", p50, p50_interval, note + ", median of the pairs' ratios",
-                        tolerance, pair=(ms(reference, np.median), ms(candidate, np.median))),
-            Measurement("paired_latency_mean_ratio", mean, mean_interval, note, tolerance,
+                        shape, pair=(ms(reference, np.median), ms(candidate, np.median))),
+            Measurement("paired_latency_mean_ratio", mean, mean_interval, note, shape,
                         pair=(ms(reference, np.mean), ms(candidate, np.mean)))]
 
 
@@ -76,27 +74,24 @@ def pooled(results: list):
                    wall_seconds=sum(r.wall_seconds for r in results))
 
 
-def throughput_figure(candidate: list, reference: list, note: str, tolerance: str | None = None) -> Measurement:
+def throughput_figure(candidate: list, reference: list, note: str, shape: str) -> Measurement:
     ratio, interval = stats.paired_ratio([r.tokens_per_s for r in candidate], [r.tokens_per_s for r in reference])
     return Measurement("paired_throughput_ratio", ratio, interval,
-                       f"{note}; {len(candidate)} window pairs, A B B A", tolerance,
+                       f"{note}; {len(candidate)} window pairs, A B B A", shape,
                        pair=(pooled(reference).tokens_per_s, pooled(candidate).tokens_per_s))
 
 
-def memory_figure(candidate: Measurement, reference: Measurement, tolerance: str | None = None) -> Measurement:
+def memory_figure(candidate: Measurement, reference: Measurement) -> Measurement:
     return Measurement("paired_memory_ratio", candidate.value / reference.value, None,
-                       f"{candidate.metric} of both servers after the same load", tolerance,
+                       f"{candidate.metric} of both servers after the same load", candidate.shape,
                        pair=(reference.value, candidate.value))
 
 
-def drift_figure(target: Target, texts: list[str], candidate: np.ndarray, tolerance: float | None) -> Measurement:
+def drift_figure(target: Target, texts: list[str], candidate: np.ndarray) -> Measurement:
     """The worst cosine between the two servers' vectors of the same probe text."""
     from . import drift
 
     reference = np.asarray([target.reference.client.embed([text])[0] for text in texts])
     cosines = row_cosines(candidate, reference, "candidate", "reference")
-    half = is_half_precision(target.server.dtype) or is_half_precision(target.reference.server.dtype)
     return Measurement("paired_min_cosine", float(cosines.min()), None,
-                       "candidate vs reference vectors of each probe text; " + drift.worst(texts, cosines),
-                       # Two servers of the same files and dtype compute the same vectors: fp32 to ~1e-7.
-                       tolerance if tolerance is not None else 0.001 if half else 0.0001)
+                       "candidate vs reference vectors of each probe text; " + drift.worst(texts, cosines))

@@ -10,7 +10,7 @@ from pathlib import Path
 from . import __version__
 from .hardware import HardwareProfile
 from .store.timings import Timing
-from .verdicts import Outcome, Verdict
+from .verdicts import Verdict
 
 FORMAT = "pytest-embedeval/run/1"
 
@@ -36,8 +36,8 @@ class ModelRun:
     requests: dict = field(default_factory=dict)  # attempts and failed attempts of the counted client
 
     def measurements(self) -> dict[str, float]:
-        """The last value recorded for each metric."""
-        return {v.metric: v.measured for v in self.verdicts}
+        """The last value recorded for each figure, by label (metric and shape)."""
+        return {v.label: v.measured for v in self.verdicts}
 
     def to_dict(self) -> dict:
         return {
@@ -78,8 +78,9 @@ class Run:
     def verdicts(self) -> list[Verdict]:
         return [v for run in self.models.values() for v in run.verdicts]
 
-    def regressions(self) -> list[Verdict]:
-        return [v for v in self.verdicts() if v.outcome is Outcome.REGRESSED]
+    def failing(self) -> list[Verdict]:
+        """The verdicts the judge said fail the run."""
+        return [v for v in self.verdicts() if v.failing]
 
     def to_json(self) -> str:
         return json.dumps({

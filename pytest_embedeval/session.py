@@ -1,10 +1,9 @@
-"""The run session: the one judge of a run, without pytest.
+"""The run session: every figure of a run, recorded once, judged once.
 
-Every figure of a run passes through ``RunSession.record`` once: it is compared with its baseline
-there, the verdict is kept, and that same verdict is what fails a test, what the update writes or
-refuses, what every report shows and what an xdist worker hands to the controller. Markers only
-measure (``markers.py``); the session decides whether a timed figure that regressed is measured a
-second time, and which verdicts fail under the run's policy.
+Every figure of a run passes through ``RunSession.record`` once: the judge (``judge.py``) makes its verdict,
+the session keeps it, and that same verdict is what fails a test, what the update writes or refuses, what every
+report shows and what an xdist worker hands to the controller. Markers only measure (``markers.py``); the
+session decides whether a timed figure that regressed is measured a second time.
 """
 
 from __future__ import annotations
@@ -12,37 +11,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from .judge import Figure, Judge, Policy
 from .markers import MARKERS, TIMED, Measured, Measurement, MeasurementError, Target
-from .metrics import Tolerance, metric
+from .metrics import label
 from .results import ModelRun, Run
 from .store import BaselineError, Change, Store, profile_name, vectors_name
 from .store.baselines import update as update_baselines
 from .verdicts import Outcome, Verdict
 
-
-@dataclass(frozen=True)
-class Policy:
-    """What fails a run: the options a user chose, in one place."""
-
-    strict: bool = False  # a figure with no baseline for this hardware fails
-    update: bool = False  # this run's figures become the baselines of this hardware
-    accept_regressions: bool = False  # with update: a regressed figure is written, and fails nothing
-
-    def fails(self, verdict: Verdict) -> bool:
-        if verdict.outcome is Outcome.NOT_A_NUMBER:
-            return True  # never accepted, never written: there is nothing to accept
-        if verdict.outcome is Outcome.REGRESSED:
-            return not self.accept_regressions
-        return verdict.outcome is Outcome.NO_BASELINE and self.strict and not self.update
+__all__ = ["Policy", "RunSession"]
 
 
 @dataclass
 class _Pending:
-    """What an update stores beside the TOML, from markers whose figures all passed."""
+    """What an update may store beside the TOML: written for the figures whose values the update moves."""
 
-    vectors: tuple | None = None
-    timings: list = field(default_factory=list)
-    items: dict = field(default_factory=dict)  # accuracy metric -> its per-item values
+    vectors: tuple | None = None  # the probe texts and vectors, behind drift_min_cosine
+    timings: list = field(default_factory=list)  # (labels of the marker's figures, Timing)
+    items: dict = field(default_factory=dict)  # an accuracy figure's label -> its per-item values
 
 
 class RunSession:
@@ -51,9 +37,10 @@ class RunSession:
     def __init__(self, store: Store, policy: Policy, progress: Callable[[str], None] = print):
         self.store = store
         self.policy = policy
+        self._judge = Judge(store.baselines, policy)
         self.progress = progress
         self.run = Run()
-        self.updates: dict[str, list[Change]] = {}  # model -> what the update wrote or refused
+        self.updates: dict[str, list[Change]] = {}  # model -> what the update wrote, kept or refused
         self.written: list = []  # the report files written at the end
         self._pending: dict[str, _Pending] = {}
         self._stored_timings: dict[tuple[str, str], dict] = {}  # (model, profile) -> the baseline run's samples
@@ -64,16 +51,18 @@ class RunSession:
         policy = Policy(settings.strict, settings.update_baselines, settings.accept_regressions)
         return cls(Store(settings.baselines), policy, progress)
 
-    def open_server(self, server, *, hardware: str | None = None, api_key: str | None = None) -> ModelRun:
+    def open_server(self, server, *, hardware: str | None = None, api_key: str | None = None,
+                    paired: bool = False) -> ModelRun:
         """The record of one model's server in this run: where its figures are kept and judged."""
-        from .hardware import HardwareProfile, describe
+        from .hardware import HardwareProfile
         from .results import model_facts
 
-        detected, machine = describe(server.device, getattr(server, "gpus", None))
+        deployment = server.deployment()
+        detected, machine = where_it_runs(server, deployment)
         engine, software = server.engine_info()
         model_run = ModelRun(
             model=server.spec.alias,
-            profile=HardwareProfile(hardware or detected, engine, server.dtype),
+            profile=HardwareProfile(hardware or detected, engine, server.dtype, deployment, paired),
             machine=machine,
             software=software,
             server={"url": server.url, "boot_seconds": server.boot_seconds, **launch_record(server, api_key)},
@@ -89,52 +78,52 @@ class RunSession:
 
     # -- judging -----------------------------------------------------------------------------------
 
-    def judge(self, model_run: ModelRun, measurement: Measurement, *, tolerance=None, test: str | None = None,
-              timings: list = ()) -> Verdict:
+    def judge(self, model_run: ModelRun, measurement: Measurement, *, tolerance=None, paired_tolerance=None,
+              test: str | None = None, timings: list = ()) -> Verdict:
         """The verdict on one figure; records nothing. Raises ValueError naming a bad metric or tolerance."""
-        try:
-            definition = metric(measurement.metric)
-        except KeyError as exc:
-            raise ValueError(exc.args[0]) from None
-        # A paired figure's own tolerance (the marker's paired_tolerance) was set for it alone: it beats the
-        # marker's tolerance, which is written for the candidate's figures against their stored baselines.
-        own_first = measurement.pair is not None and measurement.tolerance is not None
-        chosen = measurement.tolerance if own_first or tolerance is None else tolerance
-        parsed = None
-        if chosen is not None:
-            parsed = Tolerance.parse(chosen)
-            definition.check_tolerance(parsed)
-        ratio, sampled = self._against_stored_samples(model_run, measurement, timings)
-        interval, note = self._against_stored_items(model_run, measurement)
-        return self.store.baselines.for_model(model_run.model).compare(
-            measurement.metric, float(measurement.value), model_run.profile, tolerance=parsed,
-            interval=interval, test=test, note=note, ratio_interval=ratio, sampled_baseline=sampled,
-            pair=measurement.pair)
+        from .vectors import is_half_precision
 
-    def _against_stored_items(self, model_run: ModelRun, measurement: Measurement) -> tuple:
-        """An accuracy figure's interval against the run that wrote its baseline, when that run's items are
-        stored and are the figure the baseline holds: both runs' items resampled together, so the interval
-        is that of the change. Else the figure's own interval (another set of that many items)."""
+        dtypes = [model_run.profile.dtype]
+        if measurement.pair is not None:
+            dtypes.append(model_run.server.get("reference", {}).get("dtype", ""))
+        figure = Figure(label(measurement.metric, measurement.shape), float(measurement.value),
+                        measurement.interval, measurement.note, measurement.pair, measurement.missing)
+
+        def against_stored(baseline: float):
+            return (self._against_stored_samples(model_run, measurement, timings, baseline)
+                    or self._against_stored_items(model_run, measurement, baseline))
+
+        return self._judge.verdict(model_run.model, figure, model_run.profile,
+                                  half_precision=any(is_half_precision(d) for d in dtypes),
+                                  paired_tolerance=paired_tolerance, marker_tolerance=tolerance, test=test,
+                                  against_stored=against_stored)
+
+    def _against_stored_items(self, model_run: ModelRun, measurement: Measurement, baseline: float):
+        """An accuracy figure's interval of the change from the run that wrote its baseline, when that run's items
+        are stored and are the figure the baseline holds: both runs' items resampled together. None otherwise
+        (then the figure's own interval stands: another set of that many items)."""
         if not measurement.items:
-            return measurement.interval, measurement.note
-        found = self.store.baselines.for_model(model_run.model).find(measurement.metric, model_run.profile)
-        stored = self.store.items.load(model_run.model, vectors_name(model_run.profile), measurement.metric)
-        if found is None or stored is None:
-            return measurement.interval, measurement.note
+            return None
+        stored = self.store.items.load(model_run.model, vectors_name(model_run.profile),
+                                       label(measurement.metric, measurement.shape))
+        if stored is None:
+            return None
         from .accuracy.items import score
         from .accuracy.paired import paired_difference_interval
 
-        baseline = found[1].value
         difference = paired_difference_interval(measurement.items, stored)
         if difference is None or abs(100 * score(stored) - baseline) > 1e-3:  # a hand-edited figure: no pairing
-            return measurement.interval, measurement.note
+            return None
         return ((baseline + 100 * difference[0], baseline + 100 * difference[1]),
-                f"{measurement.note}; CI of the change from the baseline run, the same items resampled together")
+                "CI of the change from the baseline run, the same items resampled together")
 
-    def _against_stored_samples(self, model_run: ModelRun, measurement: Measurement, timings) -> tuple:
-        """(ratio interval, the baseline run's own figure) when the baseline run's samples are stored."""
+    def _against_stored_samples(self, model_run: ModelRun, measurement: Measurement, timings, baseline: float):
+        """A timed figure's interval against the baseline run's own samples, when they are stored and are the
+        figure the baseline holds: both runs resampled, so the baseline's own noise counts. None otherwise."""
         if not measurement.timing:
-            return None, None
+            return None
+        import math
+
         from .measure import stats
 
         samples = next((t.samples for t in timings if t.name == measurement.timing), None)
@@ -144,22 +133,27 @@ class RunSession:
                 self._stored_timings[key] = self.store.timings.load(*key)
             except BaselineError as exc:  # a broken file: name it, rather than judge without it
                 raise MeasurementError(str(exc)) from None
-        stored = self._stored_timings[key]
-        baseline = stored.get(measurement.timing)
-        if not samples or not baseline:
-            return None, None
+        stored = self._stored_timings[key].get(measurement.timing)
+        if not samples or not stored:
+            return None
         statistic = stats.STATISTICS[measurement.statistic]
-        return stats.ratio_interval(samples, baseline, statistic), float(statistic(baseline)) * 1000
+        if not math.isclose(baseline, float(statistic(stored)) * 1000, rel_tol=1e-3):  # a hand-edited figure
+            return None
+        ratio = stats.ratio_interval(samples, stored, statistic)
+        return ((baseline * ratio[0], baseline * ratio[1]),
+                "CI of this run against the baseline run, both runs' samples resampled")
 
     def record(self, model_run: ModelRun, measurements: list[Measurement], *, tolerance=None,
-               test: str | None = None, timings: list = ()) -> list[Verdict]:
-        """Judge each figure once and keep the verdict: the only place a verdict is made."""
-        verdicts = [self.judge(model_run, m, tolerance=tolerance, test=test, timings=timings) for m in measurements]
+               paired_tolerance=None, test: str | None = None, timings: list = ()) -> list[Verdict]:
+        """Judge each figure once and keep the verdict."""
+        verdicts = [self.judge(model_run, m, tolerance=tolerance, paired_tolerance=paired_tolerance, test=test,
+                               timings=timings) for m in measurements]
         model_run.verdicts.extend(verdicts)
         return verdicts
 
-    def failing(self, verdicts: list[Verdict]) -> list[Verdict]:
-        return [v for v in verdicts if self.policy.fails(v)]
+    @staticmethod
+    def failing(verdicts: list[Verdict]) -> list[Verdict]:
+        return [v for v in verdicts if v.failing]
 
     # -- markers -----------------------------------------------------------------------------------
 
@@ -175,7 +169,7 @@ class RunSession:
     def open_reference(self, model_run: ModelRun, server, described: str) -> None:
         """Note in the run's record which server the candidate's paired figures were measured against."""
         model_run.server["reference"] = {
-            "described": described, "url": server.url, "software": server.engine_info()[1],
+            "described": described, "url": server.url, "software": server.engine_info()[1], "dtype": server.dtype,
             **launch_record(server, None)}
 
     def measure(self, model_run: ModelRun, marker: str, target: Target, arguments: dict,
@@ -187,11 +181,10 @@ class RunSession:
         a noisy minute then fails a test only if it happens twice in a row, a slower server every time.
         """
         arguments = dict(arguments)
-        tolerance = arguments.get("tolerance")
+        tolerances = {"tolerance": arguments.get("tolerance"), "paired_tolerance": arguments.get("paired_tolerance")}
         measured = _run_marker(marker, target, arguments)
         if marker in TIMED:
-            first = [self.judge(model_run, m, tolerance=tolerance, timings=measured.timings)
-                     for m in measured.measurements]
+            first = [self.judge(model_run, m, **tolerances, timings=measured.timings) for m in measured.measurements]
             regressed = {v.metric: v.measured for v in first if v.outcome is Outcome.REGRESSED}
             if regressed:
                 self.progress(f"@pytest.mark.{marker}: {', '.join(regressed)} regressed; measuring again to tell "
@@ -203,14 +196,14 @@ class RunSession:
                     again.timings, again.vectors)
         for timing in measured.timings:
             timing.test = test or ""
-        verdicts = self.record(model_run, measured.measurements, tolerance=tolerance, test=test,
-                               timings=measured.timings)
+        verdicts = self.record(model_run, measured.measurements, **tolerances, test=test, timings=measured.timings)
         model_run.timings.extend(measured.timings)
-        if not self.failing(verdicts):  # only what passed may become a baseline
-            pending = self._pending[model_run.model]
-            pending.timings.extend(measured.timings)
-            pending.vectors = measured.vectors or pending.vectors
-            pending.items.update({m.metric: m.items for m in measured.measurements if m.items})
+        # What an update may store beside the figures, written at the end where the figures' values move.
+        pending = self._pending[model_run.model]
+        figures = frozenset(v.label for v in verdicts)
+        pending.timings.extend((figures, t) for t in measured.timings)
+        pending.vectors = measured.vectors or pending.vectors
+        pending.items.update({label(m.metric, m.shape): m.items for m in measured.measurements if m.items})
         return verdicts
 
     def count_requests(self, model_run: ModelRun, client, before: tuple[int, int],
@@ -240,30 +233,36 @@ class RunSession:
                     self.record(model_run, [_failed_share(attempts, failed, "the run's")])
         if not self.policy.update or interrupted:
             return
-        for model, pending in self._pending.items():
-            model_run = self.run.models[model]
-            profile = profile_name(model_run.profile)
-            if pending.vectors is not None:
-                model_run.stored_files.append(str(self.store.vectors.save(
-                    model, vectors_name(model_run.profile), *pending.vectors)))
-            if pending.timings:
-                model_run.stored_files.append(str(self.store.timings.save(
-                    model, profile, pending.timings, machine_info(model_run))))
-            for metric_name, groups in pending.items.items():
+        for model, model_run in self.run.models.items():
+            if not model_run.verdicts:
+                continue
+            decide = lambda current, run=model_run: self._judge.changes(run.verdicts, run.profile, current)  # noqa: E731
+            if controller:
+                changes = self.updates[model] = update_baselines(
+                    self.store.directory, model, decide, machine=model_run.machine, software=model_run.software)
+            else:  # an xdist worker decides the same from the file as it is; the controller writes the TOML
+                changes = decide(self.store.baselines.for_model(model))
+            self._store_beside(model_run, {c.metric for c in changes if c.moves})
+
+    def _store_beside(self, model_run: ModelRun, moved: set[str]) -> None:
+        """The samples, items and probe vectors behind the figures whose values an update moved, and no others:
+        a baseline and the run it is checked against stay one run."""
+        pending, model = self._pending[model_run.model], model_run.model
+        if pending.vectors is not None and "drift_min_cosine" in moved:
+            model_run.stored_files.append(str(self.store.vectors.save(
+                model, vectors_name(model_run.profile), *pending.vectors)))
+        timings = [timing for figures, timing in pending.timings if figures & moved]
+        if timings:
+            model_run.stored_files.append(str(self.store.timings.save(
+                model, profile_name(model_run.profile), timings, machine_info(model_run))))
+        for figure_label, groups in pending.items.items():
+            if figure_label in moved:
                 model_run.stored_files.append(str(self.store.items.save(
-                    model, vectors_name(model_run.profile), metric_name, groups)))
-        if not controller:
-            return
-        for model_run in self.run.models.values():
-            if model_run.verdicts:
-                self.updates[model_run.model] = update_baselines(
-                    self.store.directory, model_run.model, model_run.profile, model_run.verdicts,
-                    machine=model_run.machine, software=model_run.software,
-                    accept_regressions=self.policy.accept_regressions)
+                    model, vectors_name(model_run.profile), figure_label, groups)))
 
     @property
     def refused_updates(self) -> list[Change]:
-        return [c for changes in self.updates.values() for c in changes if not c.written]
+        return [c for changes in self.updates.values() for c in changes if c.refused]
 
     @property
     def failed(self) -> bool:
@@ -306,6 +305,31 @@ def _failed_share(attempts: int, failed: int, whose: str) -> Measurement:
 def machine_info(model_run: ModelRun) -> dict:
     """What pytest-benchmark's machine info lacks: the baseline profile and the accelerator."""
     return {"embedeval_profile": profile_name(model_run.profile), "embedeval_machine": model_run.machine}
+
+
+def where_it_runs(server, deployment: str) -> tuple[str, str]:
+    """(hardware key, machine description) of the server's share of its machine. A server this run did not
+    start runs on this machine only when its address is a loopback one; elsewhere its hardware is unknown
+    (``--embed-hardware`` names it)."""
+    from .hardware import UNKNOWN, describe
+    from .deployment import gpu_count
+
+    if server.process is None and not is_loopback(server.url):
+        return UNKNOWN, f"the machine behind {server.url} (not this one)"
+    return describe(server.device, getattr(server, "gpus", None), gpu_count(deployment))
+
+
+def is_loopback(url: str) -> bool:
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def launch_record(server, api_key: str | None) -> dict:

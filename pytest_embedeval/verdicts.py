@@ -1,6 +1,7 @@
-"""Measured against baseline: a pure function in, a verdict out that renders itself as a sentence.
+"""A verdict: what the judge (``judge.py``) decided about one figure, rendered as a sentence and a table.
 
-The same verdict objects feed test failures, the terminal table, JSON and Markdown.
+The same verdict objects feed test failures, the terminal table, JSON and Markdown; none of them decides again
+whether a verdict fails (``failing``, set by the judge under the run's policy).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import math
 from dataclasses import asdict, dataclass
 from enum import Enum
 
-from .metrics import EXACT, HIGHER, Metric, Tolerance
+from .metrics import label
 
 
 class Outcome(str, Enum):
@@ -17,6 +18,7 @@ class Outcome(str, Enum):
     REGRESSED = "regressed"
     IMPROVED = "improved"
     NO_BASELINE = "no baseline"
+    INCONCLUSIVE = "inconclusive"  # the interval is too wide to tell a change of the tolerance's size from none
     NOT_A_NUMBER = "not a number"  # NaN or infinite: fails always, and is never written as a baseline
 
 
@@ -48,6 +50,13 @@ class Verdict:
     note: str | None = None  # how it was measured, when the figure needs it to be read right
     pair: tuple[float, float] | None = None  # a paired figure: (reference's value, candidate's value)
     published: str | None = None  # published figures of the metric, shown beside it: "article 89 ms: +68%"
+    shape: str | None = None  # what the marker measured it at: "batch 1 x 16 tokens"
+    why: str | None = None  # an inconclusive or baseline-less verdict's reason, and what would settle it
+    failing: bool = False  # decided by the judge under the run's policy: reports and exit codes read it
+
+    @property
+    def label(self) -> str:
+        return label(self.metric, self.shape)
 
     @property
     def delta(self) -> float | None:
@@ -65,21 +74,24 @@ class Verdict:
         measured = format_value(self.measured, self.unit)
         if self.outcome is Outcome.NOT_A_NUMBER:
             cause = _LIKELY_CAUSE.get(self.unit, "the measurement produced no number")
-            return (f"{self.metric} is not a number (measured {self.measured}): likely cause: {cause}. "
+            return (f"{self.label} is not a number (measured {self.measured}): likely cause: {cause}. "
                     "A figure that is not a number never passes; check the server's log and its answers")
         if self.outcome is Outcome.NO_BASELINE:
             published = f"; published: {self.published}" if self.published else ""
-            return (f"{self.metric}: measured {measured}; no baseline for this hardware profile ({self.profile})"
+            why = f"; {self.why}" if self.why else ""
+            value = f"measured {measured}" if math.isfinite(self.measured) else "not measured"
+            return (f"{self.label}: {value}; no baseline for this figure's identity ({self.profile}){why}"
                     f"{published}")
         interval = ""
         if self.interval:
             low, high = (format_value(x, self.unit) for x in self.interval)
             interval = f", 95% CI {low}..{high}"
+        why = f": {self.why}" if self.why else ""
         if self.pair:
-            return (f"{self.metric} {self.outcome.value}: candidate {self.pair_text()}: {measured}{interval} "
+            return (f"{self.label} {self.outcome.value}{why}: candidate {self.pair_text()}: {measured}{interval} "
                     f"({self.delta_text()} from {format_value(self.baseline, self.unit)}, tolerance {self.tolerance})")
         return (
-            f"{self.metric} {self.outcome.value}: measured {measured}{interval}, baseline "
+            f"{self.label} {self.outcome.value}{why}: measured {measured}{interval}, baseline "
             f"{format_value(self.baseline, self.unit)} ({self.delta_text()}, tolerance {self.tolerance}; "
             f"profile {self.profile!r}, source {self.source})"
         )
@@ -94,7 +106,7 @@ class Verdict:
     def section(self) -> str:
         """The detail, as a small table: metric, baseline, measured, delta, tolerance."""
         rows = [
-            ("metric", self.metric),
+            ("metric", self.label),
             ("baseline", format_value(self.baseline, self.unit)),
             ("measured", format_value(self.measured, self.unit)),
             ("delta", self.delta_text()),
@@ -102,6 +114,8 @@ class Verdict:
             ("verdict", self.outcome.value),
             ("profile", f"{self.profile} ({self.source})" if self.source else str(self.profile)),
         ]
+        if self.why:
+            rows.append(("why", self.why))
         if self.note:
             rows.append(("measured as", self.note))
         if self.published:
@@ -123,6 +137,8 @@ class Verdict:
     def from_dict(cls, data: dict) -> "Verdict":
         data = dict(data)
         data["outcome"] = Outcome(data["outcome"])
+        # A report written before the judge set it: what failed then.
+        data.setdefault("failing", data["outcome"] in (Outcome.REGRESSED, Outcome.NOT_A_NUMBER))
         for key in ("interval", "pair"):
             if data.get(key):
                 data[key] = tuple(data[key])
@@ -144,58 +160,3 @@ def format_value(value: float | None, unit: str) -> str:
         return f"{int(value)} {unit}"
     return f"{value:.4g} {unit}"
 
-
-def compare(
-    metric: Metric,
-    measured: float,
-    baseline: float | None,
-    tolerance: Tolerance | None = None,
-    *,
-    model: str = "",
-    profile: str | None = None,
-    source: str | None = None,
-    interval: tuple[float, float] | None = None,
-    test: str | None = None,
-    note: str | None = None,
-    pair: tuple[float, float] | None = None,
-    published: str | None = None,
-) -> Verdict:
-    """Pass, regressed, improved, no baseline, or not a number.
-
-    With an ``interval`` (the measurement's confidence interval) a difference from a stored baseline
-    counts only when the whole interval lies outside the tolerance band: noise within the band is never
-    a regression. A paired figure's difference counts when it is past the tolerance and its interval
-    excludes no change.
-    A NaN compares false with everything, so it is caught first: otherwise it would never be
-    "beyond the band" and would pass.
-    """
-    tolerance = tolerance or metric.tolerance
-    if metric.fixed_baseline is not None:
-        baseline, profile, source = metric.fixed_baseline, "built in", "every server"
-    if interval is not None and not all(math.isfinite(x) for x in interval):
-        interval = None  # a bootstrap over degenerate samples: judge the point estimate alone
-    common = dict(model=model, metric=metric.name, unit=metric.unit, measured=measured, profile=profile,
-                  interval=interval, test=test, note=note, pair=pair, published=published)
-    if not math.isfinite(measured):
-        return Verdict(outcome=Outcome.NOT_A_NUMBER, baseline=baseline, tolerance=str(tolerance), source=source,
-                       **common)
-    if baseline is None:
-        return Verdict(outcome=Outcome.NO_BASELINE, **common)
-    band = tolerance.band(baseline)
-    low, high = interval if interval else (measured, measured)
-    if metric.better == EXACT:
-        outcome = Outcome.PASSED if abs(measured - baseline) <= band else Outcome.REGRESSED
-    elif metric.pair_unit is not None:
-        # Both servers measured in the same moments, on the same items: the interval holds all the noise
-        # there is, so the usual test applies: past the tolerance, and no change at all outside the interval.
-        # A stored baseline's run had another day's noise that no interval holds: see below.
-        higher = metric.better == HIGHER
-        up = measured > baseline + band and low > baseline
-        down = measured < baseline - band and high < baseline
-        outcome = Outcome.REGRESSED if (down if higher else up) else Outcome.IMPROVED if (up if higher else down) \
-            else Outcome.PASSED
-    else:
-        worse_beyond = low > baseline + band if metric.better != HIGHER else high < baseline - band
-        better_beyond = high < baseline - band if metric.better != HIGHER else low > baseline + band
-        outcome = Outcome.REGRESSED if worse_beyond else Outcome.IMPROVED if better_beyond else Outcome.PASSED
-    return Verdict(outcome=outcome, baseline=baseline, tolerance=str(tolerance), source=source, **common)

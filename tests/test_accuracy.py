@@ -33,7 +33,8 @@ from pytest_embedeval.accuracy.items import score as items_score
 from pytest_embedeval.accuracy.tasks import shipped_data_dir
 from pytest_embedeval.metrics import metric
 from pytest_embedeval.registry import Registry
-from pytest_embedeval.verdicts import Outcome, compare
+from pytest_embedeval.judge import compare
+from pytest_embedeval.verdicts import Outcome
 
 # The module, not the function the package exports under the same name.
 evaluate_module = sys.modules["pytest_embedeval.accuracy.evaluate"]
@@ -636,13 +637,13 @@ def test_a_planted_ordering_change_on_300_pairs_is_still_caught(tmp_path, embed_
 
     def verdict(scale):
         (measured,) = evaluate(perturbed(embed_client, embed_model, scale), tasks_from_path(path))
-        return measured, compare(score_metric, measured.value, baseline.value, interval=measured.interval)
+        return measured, compare(score_metric, measured.value, baseline.value, interval=measured.interval)[0]
 
-    # Noise of a float's size is no regression.
+    # Noise of a float's size is no regression (300 pairs alone cannot tell half a point: inconclusive).
     _, float_noise = verdict(1e-6)
-    assert float_noise.outcome == Outcome.PASSED
+    assert float_noise in (Outcome.PASSED, Outcome.INCONCLUSIVE)
     # The plant: noise twice as long as the (unit) vectors, which reorders the pairs' similarities (Kendall's
     # tau ~0.4 against the clean order). Spearman depends on that order alone, so its drop is the reordering.
     worse, caught = verdict(2.0)
-    assert caught.outcome == Outcome.REGRESSED, (baseline, worse)
+    assert caught == Outcome.REGRESSED, (baseline, worse)
     assert worse.interval[1] < baseline.value - 0.5  # beyond both the tolerance and this set's own noise

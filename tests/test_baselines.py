@@ -1,6 +1,7 @@
 """The baseline store as a library: format, validation, verdicts, updates, atomicity, concurrency."""
 
 import multiprocessing
+import re
 import signal
 import subprocess
 import sys
@@ -11,12 +12,18 @@ import pytest
 
 from pytest_embedeval.store.baselines import BaselineError, BaselineStore, load, update
 from pytest_embedeval.hardware import cpu_family, HardwareProfile, gpu_hardware_id
+from pytest_embedeval.judge import Figure, Judge, Policy, compare
 from pytest_embedeval.metrics import Tolerance, metric
-from pytest_embedeval.verdicts import Outcome, compare
+from pytest_embedeval.verdicts import Outcome
 
 REPO_BASELINES = Path(__file__).parent.parent / "baselines"
 A100 = HardwareProfile("a100-80gb-x1", "sglang", "auto")
 CPU = HardwareProfile("cpu-2c", "sglang", "float32")
+
+
+def verdict_of(store: BaselineStore, model: str, figure: str, value: float, here: HardwareProfile, **kw):
+    """The judge's verdict on one figure against a store, as a run makes it."""
+    return Judge(store, Policy()).verdict(model, Figure(figure, value, **kw), here, half_precision=False)
 
 
 # -- verdicts -----------------------------------------------------------------------------------
@@ -37,21 +44,23 @@ CPU = HardwareProfile("cpu-2c", "sglang", "float32")
     ],
 )
 def test_each_verdict(name, measured, baseline, outcome):
-    assert compare(metric(name), measured, baseline).outcome is outcome
+    assert compare(metric(name), measured, baseline)[0] is outcome
 
 
 def test_a_difference_within_the_noise_interval_is_not_a_regression():
     latency = metric("latency_p50_ms")
     # the point estimate is 20% slower, but the interval reaches back inside the 15% band
-    assert compare(latency, 120.0, 100.0, interval=(110.0, 130.0)).outcome is Outcome.PASSED
-    assert compare(latency, 125.0, 100.0, interval=(118.0, 131.0)).outcome is Outcome.REGRESSED
+    assert compare(latency, 120.0, 100.0, interval=(110.0, 130.0))[0] is Outcome.PASSED
+    assert compare(latency, 125.0, 100.0, interval=(118.0, 131.0))[0] is Outcome.REGRESSED
 
 
-def test_a_regression_reads_as_a_sentence_and_a_table():
-    verdict = compare(metric("latency_p50_ms"), 112.0, 89.0, model="qwen3-4b", profile="article", source="article")
+def test_a_regression_reads_as_a_sentence_and_a_table(tmp_path):
+    (tmp_path / "m.toml").write_text(MEASURED_ELSEWHERE)
+    here = HardwareProfile("cpu-2c-intel-xeon", "sglang", "float32")
+    verdict = verdict_of(BaselineStore(tmp_path), "m", "latency_p50_ms (batch 1 x 128 tokens)", 40.0, here)
     assert verdict.reason() == (
-        "latency_p50_ms regressed: measured 112 ms, baseline 89 ms (+25.8%, tolerance 15%; "
-        "profile 'article', source article)"
+        "latency_p50_ms (batch 1 x 128 tokens) regressed: measured 40 ms, baseline 30 ms (+33.3%, tolerance 15%; "
+        "profile 'xeon', source measured)"
     )
     section = verdict.section()
     for label in ("metric", "baseline", "measured", "delta", "tolerance"):
@@ -80,10 +89,11 @@ def test_the_articles_table_is_the_first_set_with_its_provenance():
     qwen, bge = store.models["qwen3-4b"], store.models["bge-large-zh"]
     assert qwen.profiles["article"].source == "article" and qwen.profiles["article"].hardware == "a100-80gb-x1"
     article = {name: entry.value for name, entry in qwen.profiles["article"].metrics.items()}
-    assert article == {"gpu_memory_bytes": 22.3e9, "latency_p50_ms": 89.0, "max_throughput_tokens_per_s": 1850.0,
-                       "cmteb_avg": 70.58, "stsb_spearman": 86.4, "dimensions": 2560, "context_length": 32768}
+    assert article == {"gpu_memory_bytes": 22.3e9, "latency_p50_ms (batch 1 x 128 tokens)": 89.0,
+                       "max_throughput_tokens_per_s": 1850.0, "cmteb_avg": 70.58, "stsb_spearman": 86.4,
+                       "dimensions": 2560, "context_length": 32768}
     bge_article = {name: entry.value for name, entry in bge.profiles["article"].metrics.items()}
-    assert bge_article["latency_p50_ms"] == 37.0 and bge_article["gpu_memory_bytes"] == 4.8e9
+    assert bge_article["latency_p50_ms (batch 1 x 128 tokens)"] == 37.0 and bge_article["gpu_memory_bytes"] == 4.8e9
     assert qwen.profiles["official"].metrics["cmteb_avg"].value == 72.27
     assert bge.profiles["official"].metrics["cmteb_avg"].value == 64.53
     assert bge.profiles["official"].metrics["context_length"].value == 512
@@ -92,12 +102,12 @@ def test_the_articles_table_is_the_first_set_with_its_provenance():
 def test_published_figures_are_shown_beside_the_verdict_but_never_judge():
     # An article's or a model card's figure was measured elsewhere, and some are wrong: a new runner's
     # first run must go green, with the published figure and the difference from it in every report.
-    bge = BaselineStore(REPO_BASELINES).models["bge-large-zh"]
-    assert "512 positions" in bge.profiles["article"].metrics["context_length"].disputed
-    verdict = bge.compare("context_length", 512, A100)
+    store = BaselineStore(REPO_BASELINES)
+    assert "512 positions" in store.models["bge-large-zh"].profiles["article"].metrics["context_length"].disputed
+    verdict = verdict_of(store, "bge-large-zh", "context_length", 512, A100)
     assert (verdict.outcome, verdict.baseline) == (Outcome.NO_BASELINE, None)
     assert verdict.published == "article 8192 tokens (disputed); official 512 tokens: +0"
-    latency = bge.compare("latency_p50_ms", 40.0, A100)
+    latency = verdict_of(store, "bge-large-zh", "latency_p50_ms (batch 1 x 128 tokens)", 40.0, A100)
     assert latency.outcome is Outcome.NO_BASELINE and latency.published == "article 37 ms on a100-80gb-x1: +8%"
     assert "published: article 37 ms on a100-80gb-x1: +8%" in latency.reason()
 
@@ -111,7 +121,7 @@ dtype = "float32"
 source = "measured"
 date = "2026-11-26"
 [profiles.xeon.metrics]
-latency_p50_ms = 30.0
+"latency_p50_ms (batch 1 x 128 tokens)" = 30.0
 "mteb:EmbedEvalSTS-en" = 74.9
 drift_min_cosine = 1.0
 """
@@ -119,16 +129,17 @@ drift_min_cosine = 1.0
 
 def test_scores_and_vectors_are_judged_on_any_hardware_timings_only_on_their_own(tmp_path):
     (tmp_path / "m.toml").write_text(MEASURED_ELSEWHERE)
-    stored = BaselineStore(tmp_path).models["m"]
+    stored = BaselineStore(tmp_path)
     epyc = HardwareProfile("cpu-8c-amd-epyc", "sglang", "float32")
-    assert stored.compare("mteb:EmbedEvalSTS-en", 70.0, epyc).outcome is Outcome.REGRESSED
-    assert stored.compare("drift_min_cosine", 1.0, epyc).profile == "xeon"
-    assert stored.compare("latency_p50_ms", 300.0, epyc).outcome is Outcome.NO_BASELINE
-    assert stored.compare("latency_p50_ms", 300.0, HardwareProfile("cpu-2c-intel-xeon", "sglang", "float32")
-                          ).outcome is Outcome.REGRESSED
+    latency = "latency_p50_ms (batch 1 x 128 tokens)"
+    assert verdict_of(stored, "m", "mteb:EmbedEvalSTS-en", 70.0, epyc).outcome is Outcome.REGRESSED
+    assert verdict_of(stored, "m", "drift_min_cosine", 1.0, epyc).profile == "xeon"
+    assert verdict_of(stored, "m", latency, 300.0, epyc).outcome is Outcome.NO_BASELINE
+    assert verdict_of(stored, "m", latency, 300.0, HardwareProfile("cpu-2c-intel-xeon", "sglang", "float32")
+                      ).outcome is Outcome.REGRESSED
     # another dtype computes other vectors: nothing to compare with
-    assert stored.compare("drift_min_cosine", 1.0, HardwareProfile("cpu-8c", "sglang", "bfloat16")
-                          ).outcome is Outcome.NO_BASELINE
+    assert verdict_of(stored, "m", "drift_min_cosine", 1.0, HardwareProfile("cpu-8c", "sglang", "bfloat16")
+                      ).outcome is Outcome.NO_BASELINE
 
 
 def test_a_cpu_key_names_the_processor_family():
@@ -138,10 +149,9 @@ def test_a_cpu_key_names_the_processor_family():
 
 
 def test_no_baseline_from_other_hardware_is_used():
-    qwen = BaselineStore(REPO_BASELINES).models["qwen3-4b"]
-    verdict = qwen.compare("latency_p50_ms", 20.0, CPU)
+    verdict = verdict_of(BaselineStore(REPO_BASELINES), "qwen3-4b", "latency_p50_ms (batch 1 x 128 tokens)", 20.0, CPU)
     assert verdict.outcome is Outcome.NO_BASELINE
-    assert "no baseline for this hardware profile (cpu-2c / sglang / float32)" in verdict.reason()
+    assert "no baseline for this figure's identity (cpu-2c / sglang / float32)" in verdict.reason()
 
 
 # -- validation -----------------------------------------------------------------------------------
@@ -188,10 +198,11 @@ def test_a_broken_file_names_its_file_field_and_what_was_expected(tmp_path, brok
 
 # -- updates --------------------------------------------------------------------------------------
 
-def judged(directory, here, figures: dict) -> list:
-    """The verdicts a run would have recorded for these figures: what an update writes from."""
-    current = BaselineStore(Path(directory)).for_model("m")
-    return [current.compare(name, value, here) for name, value in figures.items()]
+def updated(directory, here, figures: dict, accept: bool = False) -> list:
+    """An update as a run makes it: each figure judged, then the judge's decisions carried out by the store."""
+    judge = Judge(BaselineStore(Path(directory)), Policy(update=True, accept_regressions=accept))
+    verdicts = [judge.verdict("m", Figure(name, value), here, half_precision=False) for name, value in figures.items()]
+    return update(directory, "m", lambda current: judge.changes(verdicts, here, current), machine="x", software="y")
 
 
 def write_good(tmp_path) -> Path:
@@ -204,7 +215,7 @@ def test_update_writes_a_new_profile_and_keeps_the_rest_of_the_file(tmp_path):
     path = write_good(tmp_path)
     before = path.read_text()
     here = HardwareProfile("h100-80gb-x1", "sglang", "auto")
-    changes = update(tmp_path, "m", here, judged(tmp_path, here, {"latency_p50_ms": 9.5, "dimensions": 384}), machine="H100", software="s")
+    changes = updated(tmp_path, here, {"latency_p50_ms": 9.5, "dimensions": 384})
     assert [(c.metric, c.old, c.new, c.action) for c in changes] == [
         ("dimensions", None, 384, "new"), ("latency_p50_ms", None, 9.5, "new")]
     after = path.read_text()
@@ -217,10 +228,10 @@ def test_update_rewrites_values_in_place_and_keeps_their_tolerance(tmp_path):
     path = write_good(tmp_path)
     path.write_text(path.read_text().replace("[profiles.p]", "[profiles.cpu-2c-sglang-float32]")
                     .replace("[profiles.p.metrics]", "[profiles.cpu-2c-sglang-float32.metrics]"))
-    changes = update(tmp_path, "m", CPU, judged(tmp_path, CPU, {"latency_p50_ms": 18.0}), machine="x", software="y")
-    assert changes[0].action == "updated"
+    changes = updated(tmp_path, CPU, {"latency_p50_ms": 14.0})  # 30% faster: past the 25% band
+    assert changes[0].action == "improved"
     text = path.read_text()
-    assert 'latency_p50_ms = { value = 18.0, tolerance = "25%" }' in text
+    assert 'latency_p50_ms = { value = 14.0, tolerance = "25%" }' in text
     assert "host_memory_bytes = 3.1e9" in text
 
 
@@ -229,10 +240,10 @@ def test_update_refuses_to_write_a_regression_unless_accepted(tmp_path):
     path.write_text(path.read_text().replace("[profiles.p]", "[profiles.cpu-2c-sglang-float32]")
                     .replace("[profiles.p.metrics]", "[profiles.cpu-2c-sglang-float32.metrics]"))
     before = path.read_text()
-    changes = update(tmp_path, "m", CPU, judged(tmp_path, CPU, {"latency_p50_ms": 40.0}), machine="x", software="y")
-    assert [(c.action, c.written) for c in changes] == [("refused: regressed", False)]
+    changes = updated(tmp_path, CPU, {"latency_p50_ms": 40.0})
+    assert [(c.action, c.refused) for c in changes] == [("refused: regressed", True)]
     assert path.read_text() == before
-    changes = update(tmp_path, "m", CPU, judged(tmp_path, CPU, {"latency_p50_ms": 40.0}), machine="x", software="y", accept_regressions=True)
+    changes = updated(tmp_path, CPU, {"latency_p50_ms": 40.0}, accept=True)
     assert changes[0].action == "accepted regression"
     assert load(path).profiles["cpu-2c-sglang-float32"].metrics["latency_p50_ms"].value == 40.0
 
@@ -249,9 +260,12 @@ SLOW_WRITER = textwrap.dedent("""
         real_replace(src, dst)
     from pytest_embedeval.store import files
     files.os.replace = slow_replace
+    from pytest_embedeval.judge import Figure, Judge, Policy
     here = HardwareProfile("cpu-2c", "sglang", "float32")
-    verdicts = [baselines.BaselineStore(sys.argv[1]).for_model("m").compare("latency_p50_ms", 1.0, here)]
-    baselines.update(sys.argv[1], "m", here, verdicts, machine="x", software="y")
+    judge = Judge(baselines.BaselineStore(sys.argv[1]), Policy(update=True))
+    verdicts = [judge.verdict("m", Figure("latency_p50_ms", 1.0), here, half_precision=False)]
+    baselines.update(sys.argv[1], "m", lambda current: judge.changes(verdicts, here, current), machine="x",
+                     software="y")
 """)
 
 
@@ -266,13 +280,13 @@ def test_killing_an_update_midway_leaves_the_old_file_intact(tmp_path, sig):
     assert path.read_bytes() == before
     load(path)
     # the next update cleans what the killed writer left and succeeds
-    update(tmp_path, "m", CPU, judged(tmp_path, CPU, {"latency_p50_ms": 2.0}), machine="x", software="y")
+    updated(tmp_path, CPU, {"latency_p50_ms": 2.0})
     assert not list(tmp_path.glob(".m.toml.*.tmp"))
     assert load(path).profiles["cpu-2c-sglang-float32"].metrics["latency_p50_ms"].value == 2.0
 
 
 def _write_one(directory: str, name: str, value: float) -> None:
-    update(directory, "m", CPU, judged(directory, CPU, {name: value}), machine="x", software="y")
+    updated(directory, CPU, {name: value})
 
 
 def test_concurrent_writers_lose_no_value(tmp_path):
@@ -294,7 +308,7 @@ def test_show_prints_the_articles_table_next_to_the_official_figures(capsys):
     for model in ("qwen3-4b", "bge-large-zh"):
         assert f"{model}  (" in out
     assert out.count("article [article, a100-80gb-x1]  official [official, any]") == 2
-    assert "cmteb_avg                    68.21 points (disputed)          64.53 points" in out
+    assert re.search(r"\ncmteb_avg +68.21 points \(disputed\) +64.53 points", out)
     assert "article.context_length: disputed: the model has 512 positions" in out
     assert main(["baselines", "show", "nope", "--dir", str(REPO_BASELINES)]) == 2
     assert "no baselines for 'nope'" in capsys.readouterr().err

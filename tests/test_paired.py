@@ -60,23 +60,25 @@ def test_request_pairs_resampled_together_tell_a_10_percent_slowdown_that_unpair
 
 
 def test_a_pair_counts_a_change_past_the_tolerance_that_its_interval_tells_from_none():
+    from pytest_embedeval.judge import compare
     from pytest_embedeval.metrics import Tolerance, metric
-    from pytest_embedeval.verdicts import Outcome, compare
+    from pytest_embedeval.verdicts import Outcome
 
     paired = metric("paired_latency_p50_ratio")
     # 6% slower, and the interval excludes 1: the pair measured both in the same moments, so this is the change.
-    assert compare(paired, 1.06, None, interval=(1.02, 1.10)).outcome is Outcome.REGRESSED
-    assert compare(paired, 1.06, None, interval=(0.99, 1.13)).outcome is Outcome.PASSED  # might be no change
-    assert compare(paired, 1.03, None, interval=(1.01, 1.05)).outcome is Outcome.PASSED  # real, but within 5%
-    assert compare(paired, 0.93, None, interval=(0.90, 0.97)).outcome is Outcome.IMPROVED
+    assert compare(paired, 1.06, None, interval=(1.02, 1.10))[0] is Outcome.REGRESSED
+    assert compare(paired, 1.06, None, interval=(0.99, 1.13))[0] is Outcome.PASSED  # might be no change
+    assert compare(paired, 1.03, None, interval=(1.01, 1.05))[0] is Outcome.PASSED  # real, but within 5%
+    assert compare(paired, 0.93, None, interval=(0.90, 0.97))[0] is Outcome.IMPROVED
     accuracy = metric("paired:mteb:STSBenchmark")  # higher is better, 0.25 points
-    assert compare(accuracy, -0.59, None, interval=(-1.33, -0.07)).outcome is Outcome.REGRESSED
-    assert compare(accuracy, -0.59, None, interval=(-1.33, 0.10)).outcome is Outcome.PASSED
+    assert compare(accuracy, -0.59, None, interval=(-1.33, -0.07))[0] is Outcome.REGRESSED
+    # An interval 1.4 points wide cannot tell a quarter point from none: no evidence either way.
+    assert compare(accuracy, -0.59, None, interval=(-1.33, 0.10))[0] is Outcome.INCONCLUSIVE
     # The same 6% against a stored baseline: another day's noise is in no interval, the whole of it must be past.
     stored = metric("latency_p50_ms")
     five = Tolerance.parse("5%")
-    assert compare(stored, 106.0, 100.0, five, interval=(102.0, 110.0)).outcome is Outcome.PASSED
-    assert compare(stored, 108.0, 100.0, five, interval=(106.0, 110.0)).outcome is Outcome.REGRESSED
+    assert compare(stored, 106.0, 100.0, five, interval=(102.0, 110.0))[0] is Outcome.PASSED
+    assert compare(stored, 108.0, 100.0, five, interval=(106.0, 110.0))[0] is Outcome.REGRESSED
 
 
 def test_paired_tolerance_judges_the_ratios_and_tolerance_the_stored_figures(tmp_path):
@@ -94,13 +96,14 @@ def test_paired_tolerance_judges_the_ratios_and_tolerance_the_stored_figures(tmp
     model_run = session.open_model(ModelRun("m", HardwareProfile("cpu-2c-x", "sglang", "float32"), "", ""))
 
     def p50(paired_tolerance):
-        figure = latency_figures(list(candidate), list(reference), "test", paired_tolerance)[0]
+        figure = latency_figures(list(candidate), list(reference), "test", "batch 1 x 128 tokens")[0]
         # The marker's tolerance (here 15%, for the stored figures) reaches the judge with every figure.
-        return session.judge(model_run, figure, tolerance="15%")
+        return session.judge(model_run, figure, tolerance="15%", paired_tolerance=paired_tolerance)
 
     three = p50("3%")
     assert (three.tolerance, three.outcome) == ("3%", Outcome.REGRESSED)
-    assert p50(None).tolerance == "15%" and p50(None).outcome is Outcome.PASSED
+    # Unset, the ratios keep their own 5%: the marker's 15% is for the stored figures alone.
+    assert p50(None).tolerance == "5%" and p50("15%").outcome is Outcome.PASSED
 
 
 def test_equal_windows_give_a_ratio_of_one_with_no_spread():

@@ -122,6 +122,16 @@ class RemoteServer:
 
         return detect_device()
 
+    def deployment(self) -> str:
+        """The flags that change results, as the server reports them about itself ("" where it does not)."""
+        from ..deployment import from_server_info
+
+        try:
+            info = self._get("/get_server_info")
+        except Exception:
+            return ""
+        return from_server_info(info) if isinstance(info, dict) else ""
+
     def engine_info(self) -> tuple[str, str]:
         try:
             return "sglang", f"sglang {self._get('/get_server_info')['version']} (--embed-url)"

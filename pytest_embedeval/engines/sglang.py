@@ -507,6 +507,12 @@ class SGLangServer:
         return (f"mem_fraction_static {info.get('mem_fraction_static')}, "
                 f"KV pool {info.get('max_total_num_tokens')} tokens (a static reservation, not what the weights need)")
 
+    def deployment(self) -> str:
+        """The flags of this launch that change results (a figure's identity): the model's and the user's own."""
+        from ..deployment import from_args
+
+        return from_args([*self.spec.server_args, *self.extra_args])
+
     def engine_info(self) -> tuple[str, str]:
         """(engine, software versions) for the baseline's provenance, as the server's own python has them."""
         if self.python != sys.executable:

@@ -8,7 +8,7 @@ from ..store.baselines import ModelBaselines
 from .tables import table
 from ..results import ModelRun
 from ..verdicts import format_value
-from ..metrics import metric
+from ..metrics import metric, parse_label
 
 # (row label, metric name); the memory row takes GPU memory, else host memory.
 ROWS = (
@@ -26,17 +26,24 @@ ROWS = (
 )
 
 
+ARTICLE_SHAPE = "batch 1 x 128 tokens"  # the article's latency figures: one input of 128 tokens
+
+
 def _measured(run: ModelRun, names: tuple[str, ...]) -> tuple[str, float] | None:
+    """(label, value) of the first metric of ``names`` the run measured, at the article's shape where it was."""
     values = run.measurements()
     for name in names:
-        if name in values:
-            return name, values[name]
+        labels = sorted((found for found in values if parse_label(found)[0] == name),
+                        key=lambda found: parse_label(found)[1] != ARTICLE_SHAPE)
+        if labels:
+            return labels[0], values[labels[0]]
     return None
 
 
-def _article(baselines: ModelBaselines | None, name: str) -> str:
+def _article(baselines: ModelBaselines | None, figure_label: str) -> str:
     profile = baselines.profiles.get("article") if baselines else None
-    entry = profile.metrics.get(name) if profile else None
+    name = parse_label(figure_label)[0]
+    entry = profile and (profile.metrics.get(figure_label) or profile.metrics.get(name))
     if entry is None:
         return ""
     shown = format_value(entry.value, metric(name).unit)
@@ -65,8 +72,9 @@ def comparison_table(runs: list[ModelRun], baselines: dict[str, ModelBaselines],
             if found is None:
                 cells.append("-")
             else:
-                name, value = found
-                cells.append(format_value(value, metric(name).unit) + _article(baselines.get(run.model), name))
+                figure_label, value = found
+                cells.append(format_value(value, metric(parse_label(figure_label)[0]).unit)
+                             + _article(baselines.get(run.model), figure_label))
         if any(cell != "-" for cell in cells):
             rows.append([label, *cells])
     return table(headers, rows, markdown)
@@ -74,9 +82,9 @@ def comparison_table(runs: list[ModelRun], baselines: dict[str, ModelBaselines],
 
 def _series(run: ModelRun) -> list[tuple[str, list[float], float]]:
     """(label, p50/p90/p99 ms, tokens/s) of the run's server, and of its paired reference where there is one."""
-    values = run.measurements()
     found = _measured(run, ("max_throughput_tokens_per_s", "throughput_tokens_per_s"))
-    series = [(run.model, [values.get(name, 0.0) for name in _PERCENTILES], found[1] if found else 0.0)]
+    latencies = [(_measured(run, (name,)) or ("", 0.0))[1] for name in _PERCENTILES]
+    series = [(run.model, latencies, found[1] if found else 0.0)]
     pairs = {v.metric: v.pair for v in run.verdicts if v.pair}
     if "paired_latency_p50_ratio" in pairs or "paired_throughput_ratio" in pairs:
         p50 = pairs.get("paired_latency_p50_ratio", (float("nan"),))[0]

@@ -6,18 +6,17 @@ import json
 from pathlib import Path
 
 from ..store.files import write_atomically
-from ..metrics import EXACT, HIGHER, metric
+from ..metrics import EXACT, HIGHER, metric, parse_label
 from .tables import diff_table, pair_table, verdict_table
 from ..results import Run
-from ..verdicts import Outcome
 
 
 def append_step_summary(run: Run, path: Path, updates: dict | None = None) -> None:
     """Markdown for the job page: one table per model, regressions first and counted in the heading."""
     lines = ["## Embedding regression tests (pytest-embedeval)", ""]
     for model_run in run.models.values():
-        regressed = sum(v.outcome in (Outcome.REGRESSED, Outcome.NOT_A_NUMBER) for v in model_run.verdicts)
-        status = f"{regressed} regressed" if regressed else "no regressions"
+        failing = sum(v.failing for v in model_run.verdicts)
+        status = f"{failing} failing" if failing else "nothing failing"
         lines += [f"### {model_run.model} on {model_run.profile}: {status}", "",
                   f"{model_run.machine}; {model_run.software}", "",
                   verdict_table(model_run.verdicts, markdown=True), ""]
@@ -37,7 +36,7 @@ def benchmark_entries(run: Run) -> tuple[list[dict], list[dict]]:
     smaller, bigger = [], []
     for model_run in run.models.values():
         for name, value in model_run.measurements().items():
-            definition = metric(name)
+            definition = metric(parse_label(name)[0])
             if definition.better == EXACT or definition.fixed_baseline is not None:
                 continue  # a count (dimensions), a share of failures, a paired ratio: judged, not charted
             entry = {"name": f"{model_run.model} {name}", "unit": definition.unit, "value": value,

@@ -6,13 +6,17 @@ from collections.abc import Iterable, Sequence
 
 from ..store.baselines import Change, ModelBaselines
 from ..verdicts import Outcome, Verdict, format_value
-from ..metrics import CATALOGUE, PAIRED_SCORE, metric
+from ..metrics import CATALOGUE, PAIRED_SCORE, metric, parse_label
 
 PAIRED = {name for name, definition in CATALOGUE.items() if definition.pair_unit or name == "paired_min_cosine"}
 
-_ORDER = {Outcome.NOT_A_NUMBER: 0, Outcome.REGRESSED: 0, Outcome.NO_BASELINE: 1, Outcome.IMPROVED: 2,
-          Outcome.PASSED: 3}
-_FAILING = (Outcome.REGRESSED, Outcome.NOT_A_NUMBER)
+_ORDER = {Outcome.NOT_A_NUMBER: 0, Outcome.REGRESSED: 0, Outcome.INCONCLUSIVE: 1, Outcome.NO_BASELINE: 1,
+          Outcome.IMPROVED: 2, Outcome.PASSED: 3}
+
+
+def _verdict_text(v: Verdict) -> str:
+    """The outcome, in capitals where the judge said it fails the run."""
+    return v.outcome.value.upper() if v.failing else v.outcome.value
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[str]], markdown: bool = False) -> str:
@@ -27,16 +31,16 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]], markdown: bool 
 
 def verdict_table(verdicts: Iterable[Verdict], markdown: bool = False) -> str:
     """metric, baseline (profile, source), measured, its 95% CI, delta, tolerance, verdict; failures first."""
-    ordered = sorted(verdicts, key=lambda v: (_ORDER[v.outcome], v.metric))
+    ordered = sorted(verdicts, key=lambda v: (not v.failing, _ORDER[v.outcome], v.label))
     rows = [
         (
-            v.metric,
+            v.label,
             format_value(v.baseline, v.unit) + (f" ({v.profile}, {v.source})" if v.source else ""),
             format_value(v.measured, v.unit),
             f"{v.interval[0]:.4g}..{v.interval[1]:.4g}" if v.interval else "-",
             v.delta_text(),
             v.tolerance or "-",
-            v.outcome.value.upper() if v.outcome in _FAILING else v.outcome.value,
+            _verdict_text(v),
             v.published or "",
         )
         for v in ordered
@@ -49,12 +53,12 @@ def pair_table(verdicts: Iterable[Verdict], markdown: bool = False) -> str:
     """The paired figures: reference, candidate, their ratio (or difference) with its interval, and the verdict."""
     rows = []
     for v in sorted((v for v in verdicts if v.metric in PAIRED or v.metric.startswith(PAIRED_SCORE)),
-                    key=lambda v: (_ORDER[v.outcome], v.metric)):
+                    key=lambda v: (not v.failing, _ORDER[v.outcome], v.label)):
         unit = metric(v.metric).pair_unit or v.unit
         reference, candidate = (format_value(x, unit) for x in v.pair) if v.pair else ("-", "-")
-        rows.append((v.metric, reference, candidate, format_value(v.measured, v.unit),
+        rows.append((v.label, reference, candidate, format_value(v.measured, v.unit),
                      f"{v.interval[0]:.4g}..{v.interval[1]:.4g}" if v.interval else "-", v.tolerance or "-",
-                     v.outcome.value.upper() if v.outcome in _FAILING else v.outcome.value))
+                     _verdict_text(v)))
     if not rows:
         return ""
     return table(("metric", "reference", "candidate", "candidate vs reference", "95% CI", "tolerance", "verdict"),
@@ -62,21 +66,23 @@ def pair_table(verdicts: Iterable[Verdict], markdown: bool = False) -> str:
 
 
 def diff_table(changes: Iterable[Change], markdown: bool = False) -> str:
+    """What an update did with each figure: moved (new, improved, accepted), kept where it was, or refused."""
     rows = []
     for change in changes:
-        unit = metric(change.metric).unit
+        unit = metric(parse_label(change.metric)[0]).unit
         delta = "-" if change.old is None else f"{change.new - change.old:+.4g}"
-        rows.append((change.metric, format_value(change.old, unit), format_value(change.new, unit), delta,
+        stored = format_value(change.new if change.moves else change.old, unit)
+        rows.append((change.metric, format_value(change.old, unit), format_value(change.new, unit), delta, stored,
                      change.action))
-    return table(("metric", "old", "new", "delta", "action"), rows, markdown)
+    return table(("figure", "old", "measured", "delta", "stored now", "action"), rows, markdown)
 
 
 def store_table(baselines: ModelBaselines, markdown: bool = False) -> str:
     """One column per profile, one row per metric, disputed figures marked."""
     profiles = list(baselines.profiles.values())
     known = list(CATALOGUE)
-    names = sorted({name for p in profiles for name in p.metrics},
-                   key=lambda n: (known.index(n), n) if n in known else (len(known), n))
+    position = lambda n: known.index(parse_label(n)[0]) if parse_label(n)[0] in known else len(known)  # noqa: E731
+    names = sorted({name for p in profiles for name in p.metrics}, key=lambda n: (position(n), n))
     rows = []
     for name in names:
         cells = [name]
@@ -85,7 +91,8 @@ def store_table(baselines: ModelBaselines, markdown: bool = False) -> str:
             if entry is None:
                 cells.append("-")
             else:
-                cells.append(format_value(entry.value, metric(name).unit) + (" (disputed)" if entry.disputed else ""))
+                cells.append(format_value(entry.value, metric(parse_label(name)[0]).unit)
+                             + (" (disputed)" if entry.disputed else ""))
         rows.append(cells)
     headers = ["metric", *(f"{p.name} [{p.source}, {p.hardware}]" for p in profiles)]
     notes = [f"- {p.name}.{name}: disputed: {entry.disputed}" for p in profiles

@@ -13,9 +13,13 @@
     note = "..."
 
     [profiles.article.metrics]
-    latency_p50_ms = { value = 89.0, note = "batch 1, 128 tokens" }
+    "latency_p50_ms (batch 1 x 128 tokens)" = { value = 89.0 }   # a figure's label: metric and shape
     cmteb_avg = { value = 70.58, tolerance = 1.0 }
     context_length = { value = 8192, disputed = "the model has 512 positions" }   # kept, never compared
+
+A profile may also say ``deployment = "--quantization fp8"`` (the server flags that change results) and
+``paired = true`` (measured beside a paired reference): a figure is judged only by a profile of its own.
+The store holds and writes data; which figure judges which is the judge's (``judge.py``).
 
 Loading validates everything and names the file and field of any mistake, before a server boots.
 Updating rewrites values in place (tomlkit keeps comments, order and formatting, so the diff shows
@@ -35,13 +39,13 @@ from pathlib import Path
 import tomlkit
 
 from ..hardware import ANY, HardwareProfile
-from ..metrics import EXACT, Tolerance, metric
+from ..metrics import EXACT, Tolerance, metric, parse_label
 from ..names import safe_name
-from ..verdicts import Outcome, Verdict, compare, format_value
 from .files import inside, locked, remove_stale_temporaries, write_atomically
 
 SOURCES = ("article", "official", "measured")
-_PROFILE_FIELDS = {"hardware", "engine", "dtype", "source", "date", "machine", "software", "note", "metrics"}
+_PROFILE_FIELDS = {"hardware", "engine", "dtype", "deployment", "paired", "source", "date", "machine", "software",
+                   "note", "metrics"}
 _ENTRY_FIELDS = {"value", "tolerance", "note", "disputed"}
 
 
@@ -71,12 +75,9 @@ class Profile:
     machine: str = ""
     software: str = ""
     note: str = ""
-    metrics: dict[str, Entry] = field(default_factory=dict)
-
-    def applies_to(self, here: HardwareProfile, hardware_bound: bool = True) -> bool:
-        """Whether its figures judge a run ``here``; a figure that is not ``hardware_bound`` (a score, a
-        vector, a shape) depends on the engine and the dtype alone, so any hardware's profile will do."""
-        return here.matches(self.hardware if hardware_bound else ANY, self.engine, self.dtype)
+    deployment: str = ""
+    paired: bool = False
+    metrics: dict[str, Entry] = field(default_factory=dict)  # by label: "latency_p50_ms (batch 1 x 16 tokens)"
 
     @property
     def is_exact(self) -> bool:
@@ -88,64 +89,6 @@ class ModelBaselines:
     path: Path
     model: str
     profiles: dict[str, Profile]
-
-    def find(self, metric_name: str, here: HardwareProfile) -> tuple[Profile, Entry] | None:
-        """The measured baseline that judges this figure here: this hardware's profile first, then an exact
-        one, then the newest. Times, rates and memory need the same hardware; scores, vectors and shapes
-        take any hardware's with the same engine and dtype.
-
-        Published figures (an article's, a model card's) never judge: they were measured elsewhere, some are
-        known to be wrong, and a new runner must be able to go green. They are shown beside the verdict.
-        """
-        bound = metric(metric_name).hardware_bound
-        candidates = [p for p in self.profiles.values() if p.source == "measured" and metric_name in p.metrics
-                      and not p.metrics[metric_name].disputed and p.applies_to(here, bound)]
-        if not candidates:
-            return None
-        # Times: this hardware's own profile. Scores and vectors: the newest, whatever machine measured them.
-        key = (lambda p: (p.hardware == here.hardware, p.is_exact, p.date)) if bound else (lambda p: p.date)
-        best = max(candidates, key=key)
-        return best, best.metrics[metric_name]
-
-    def published(self, metric_name: str, measured: float) -> str | None:
-        """The published figures of this metric, each with the measured value's difference from it."""
-        definition, shown = metric(metric_name), []
-        for profile in self.profiles.values():
-            entry = profile.metrics.get(metric_name)
-            if profile.source == "measured" or entry is None:
-                continue
-            where = f" on {profile.hardware}" if definition.hardware_bound and profile.hardware != ANY else ""
-            text = f"{profile.name} {format_value(entry.value, definition.unit)}{where}"
-            if entry.disputed:
-                text += " (disputed)"
-            elif definition.tolerance.relative and entry.value and math.isfinite(measured):
-                text += f": {(measured - entry.value) / abs(entry.value):+.0%}"
-            elif math.isfinite(measured):
-                text += f": {measured - entry.value:+.4g}"
-            shown.append(text)
-        return "; ".join(shown) or None
-
-    def compare(self, metric_name: str, measured: float, here: HardwareProfile, *,
-                tolerance: Tolerance | None = None, interval=None, test: str | None = None,
-                note: str | None = None, ratio_interval=None, sampled_baseline: float | None = None,
-                pair: tuple[float, float] | None = None) -> Verdict:
-        """``ratio_interval`` (measured / baseline run, from both runs' samples) replaces ``interval`` when
-        the baseline found is the figure those samples gave (``sampled_baseline``): a hand-edited or
-        published baseline has no samples, and is compared with this run's interval alone."""
-        definition = metric(metric_name)
-        found = self.find(metric_name, here)
-        published = self.published(metric_name, measured)
-        if found is None:
-            return compare(definition, measured, None, tolerance, model=self.model, profile=str(here),
-                           interval=interval, test=test, note=note, pair=pair, published=published)
-        profile, entry = found
-        if ratio_interval and sampled_baseline and math.isclose(entry.value, sampled_baseline, rel_tol=1e-3):
-            interval = (entry.value * ratio_interval[0], entry.value * ratio_interval[1])
-            note = f"{note}; " if note else ""
-            note += "CI of this run against the baseline run, both runs' samples resampled"
-        return compare(definition, measured, entry.value, tolerance or entry.tolerance, model=self.model,
-                       profile=profile.name, source=profile.source, interval=interval, test=test, note=note,
-                       pair=pair, published=published)
 
 
 # -- loading ------------------------------------------------------------------------------------
@@ -159,7 +102,7 @@ def _require(path: Path, where: str, table: dict, name: str, kind: type, expecte
     return value
 
 
-def _entry(path: Path, where: str, raw) -> Entry:
+def _entry(path: Path, where: str, raw, metric_name: str) -> Entry:
     table = raw if isinstance(raw, dict) else {"value": raw}
     unknown = sorted(set(table) - _ENTRY_FIELDS)
     if unknown:
@@ -171,10 +114,9 @@ def _entry(path: Path, where: str, raw) -> Entry:
                             "restore the figure from version control or re-record it with --embed-update-baselines")
     tolerance = None
     if "tolerance" in table:
-        name = where.rsplit(".", 1)[-1]
         try:
             tolerance = Tolerance.parse(table["tolerance"])
-            metric(name).check_tolerance(tolerance)
+            metric(metric_name).check_tolerance(tolerance)
         except ValueError as exc:
             raise BaselineError(path, f"{where}.tolerance", str(exc)) from None
     for key in ("note", "disputed"):
@@ -205,13 +147,27 @@ def _profile(path: Path, name: str, table) -> Profile:
     if not isinstance(raw_metrics, dict):
         raise BaselineError(path, f"{where}.metrics", "expected a table of metric = value")
     metrics = {}
-    for metric_name, raw in raw_metrics.items():
+    for figure_label, raw in raw_metrics.items():
+        field_name = f"{where}.metrics.{figure_label!r}" if " " in figure_label else f"{where}.metrics.{figure_label}"
         try:
-            metric(metric_name)
+            definition = metric(parse_label(figure_label)[0])
         except KeyError as exc:
-            raise BaselineError(path, f"{where}.metrics.{metric_name}", exc.args[0]) from None
-        metrics[metric_name] = _entry(path, f"{where}.metrics.{metric_name}", raw)
-    return Profile(name=name, **text, **optional, metrics=metrics)
+            raise BaselineError(path, field_name, exc.args[0]) from None
+        entry = _entry(path, field_name, raw, definition.name)
+        if definition.fixed_baseline is not None:
+            if entry.value == definition.fixed_baseline and entry.tolerance is None:
+                continue  # stored by an older version, before the figure's baseline was fixed: nothing to do
+            raise BaselineError(path, field_name, f"{definition.name} has a fixed baseline of "
+                                f"{definition.fixed_baseline:g} on every server, which no file can move or loosen; "
+                                "remove the entry")
+        metrics[figure_label] = entry
+    deployment = table.get("deployment", "")
+    if not isinstance(deployment, str):
+        raise BaselineError(path, f"{where}.deployment", f"expected the server flags as text, got {deployment!r}")
+    paired = table.get("paired", False)
+    if not isinstance(paired, bool):
+        raise BaselineError(path, f"{where}.paired", f"expected true or false, got {paired!r}")
+    return Profile(name=name, **text, **optional, deployment=deployment, paired=paired, metrics=metrics)
 
 
 def load(path: Path) -> ModelBaselines:
@@ -257,75 +213,62 @@ class BaselineStore:
 
 @dataclass(frozen=True)
 class Change:
-    metric: str
+    """What an update does with one figure, as the judge decided it; the store only carries it out."""
+
+    metric: str  # the figure's label: metric and shape
+    home: HardwareProfile  # the profile it belongs in
     old: float | None
     new: float
-    action: str  # "new", "updated", "unchanged", "refused: regressed", "accepted regression"
-    verdict: Verdict | None = None
+    action: str  # "new", "improved", "accepted regression", "moved on request", "unchanged", "kept: ...",
+    #              "refused: ..."
+    verdict: object = None
+
+    MOVES = ("new", "improved", "accepted regression", "moved on request")
 
     @property
-    def written(self) -> bool:
-        return not self.action.startswith("refused")
+    def moves(self) -> bool:
+        """Whether the stored value changes."""
+        return self.action in self.MOVES
+
+    @property
+    def refused(self) -> bool:
+        return self.action.startswith("refused")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-")
 
 
 def vectors_name(here: HardwareProfile) -> str:
-    """The name probe vectors are stored under: engine and dtype, since vectors do not depend on the hardware."""
-    return "-".join(safe_name(part, what) for part, what in ((here.engine, "engine name"), (here.dtype, "dtype")))
+    """The name probe vectors and items are stored under: engine, dtype and deployment, since vectors do not
+    depend on the hardware."""
+    parts = [safe_name(here.engine, "engine name"), safe_name(here.dtype, "dtype")]
+    return "-".join(parts + ([_slug(here.deployment)] if here.deployment else []))
 
 
 def profile_name(here: HardwareProfile) -> str:
-    """The profile's name, which is also a file name under vectors/ and timings/."""
-    return "-".join(safe_name(part, what) for part, what in
-                    ((here.hardware, "hardware key"), (here.engine, "engine name"), (here.dtype, "dtype")))
+    """The profile's name, which is also a file name under timings/: every part of where and how it ran."""
+    parts = [safe_name(here.hardware, "hardware key"), safe_name(here.engine, "engine name"),
+             safe_name(here.dtype, "dtype")]
+    return "-".join(parts + ([_slug(here.deployment)] if here.deployment else []) + (["paired"] if here.paired else []))
 
 
-def update(
-    directory: Path,
-    model: str,
-    here: HardwareProfile,
-    verdicts: list[Verdict],
-    *,
-    machine: str,
-    software: str,
-    accept_regressions: bool = False,
-    today: _dt.date | None = None,
-) -> list[Change]:
-    """Write the figures of ``verdicts`` into the "measured" profiles they belong to: times, rates and memory
-    into this hardware's, scores, vectors and shapes into the engine and dtype's ("any" hardware), since
-    those do not depend on the machine.
-
-    The verdicts are the ones the run's tests got: the update never judges again, so a figure
-    that passed its test is written, and one that regressed there is refused (kept as it was)
-    unless ``accept_regressions``. A figure that is not a number is never written.
-    """
+def update(directory: Path, model: str, decide, *, machine: str, software: str,
+           today: _dt.date | None = None) -> list[Change]:
+    """Carry out an update: ``decide(current)`` (the judge's) returns a ``Change`` per figure, given the model's
+    baselines as they are on disk now (re-read under the lock: another worker may have written since this run
+    started); the figures whose value moves are written into their profiles, atomically."""
     directory = Path(directory)
     path = inside(directory, directory / f"{model}.toml", "the baseline file")
-    latest = {v.metric: v for v in verdicts if metric(v.metric).fixed_baseline is None}
     with locked(directory):
-        # Re-read under the lock: another worker may have written since this run started.
         current = load(path) if path.exists() else ModelBaselines(path, model, {})
         document = tomlkit.parse(path.read_text(encoding="utf-8")) if path.exists() else _new_document(model)
-        changes, homes = [], {}
-        for metric_name, verdict in sorted(latest.items()):
-            home = here if metric(metric_name).hardware_bound else HardwareProfile(ANY, here.engine, here.dtype)
-            name = profile_name(home)
-            homes[metric_name] = home
-            old = current.profiles[name].metrics.get(metric_name) if name in current.profiles else None
-            value = verdict.measured
-            if verdict.outcome is Outcome.NOT_A_NUMBER:
-                action = "refused: not a number"
-            elif verdict.outcome is Outcome.REGRESSED:
-                action = "accepted regression" if accept_regressions else "refused: regressed"
-            elif old is None:
-                action = "new"
-            else:
-                action = "unchanged" if old.value == value else "updated"
-            changes.append(Change(metric_name, old.value if old else None, value, action, verdict))
+        changes = decide(current)
         remove_stale_temporaries(path)
-        written = [c for c in changes if c.written and c.action != "unchanged"]
-        if written:
-            for home in dict.fromkeys(homes[c.metric] for c in written):
-                _apply(document, profile_name(home), home, [c for c in written if homes[c.metric] == home],
+        moved = [c for c in changes if c.moves]
+        if moved:
+            for home in dict.fromkeys(c.home for c in moved):
+                _apply(document, profile_name(home), home, [c for c in moved if c.home == home],
                        machine, software, today or _dt.date.today())
             text = tomlkit.dumps(document)
             load_text_check(path, text)
@@ -347,6 +290,10 @@ def _apply(document, name: str, here: HardwareProfile, changes: list[Change], ma
     if name not in profiles:
         profile = tomlkit.table()
         profile["hardware"], profile["engine"], profile["dtype"] = here.hardware, here.engine, here.dtype
+        if here.deployment:
+            profile["deployment"] = here.deployment
+        if here.paired:
+            profile["paired"] = True
         profile["source"] = "measured"
         profile["metrics"] = tomlkit.table()
         profiles[name] = profile
@@ -354,7 +301,7 @@ def _apply(document, name: str, here: HardwareProfile, changes: list[Change], ma
     profile["date"], profile["machine"], profile["software"] = today.isoformat(), machine, software
     metrics = profile.setdefault("metrics", tomlkit.table())
     for change in changes:
-        exact = metric(change.metric).better == EXACT  # counts (dimensions, tokens) stay integers
+        exact = metric(parse_label(change.metric)[0]).better == EXACT  # counts (dimensions, tokens) stay integers
         value = int(change.new) if exact and float(change.new).is_integer() else round(float(change.new), 6)
         existing = metrics.get(change.metric)
         if isinstance(existing, dict):
