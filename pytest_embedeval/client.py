@@ -92,11 +92,12 @@ class DeadlineTransport(httpx.HTTPTransport):
     timeout, retries and reports as it always has.
     """
 
-    def __init__(self, total: float, **kwargs):
+    def __init__(self, total: float, on_answer=None, **kwargs):
         # The openai SDK's own connection limits (DefaultHttpxClient's), which a given transport replaces.
         kwargs.setdefault("limits", httpx.Limits(max_connections=1000, max_keepalive_connections=100))
         super().__init__(**kwargs)
         self.total = total
+        self.on_answer = on_answer  # called with the status once an answer's body has been read to its end
         pool = self._pool  # httpcore.ConnectionPool: connections get their sockets from its backend
         pool._network_backend = _DeadlineBackend(pool._network_backend)
 
@@ -104,7 +105,25 @@ class DeadlineTransport(httpx.HTTPTransport):
         # Left set after return: the body is read after this returns, by the caller, in this thread;
         # the next request in this thread sets its own.
         _deadline.at, _deadline.total = time.monotonic() + self.total, self.total
-        return super().handle_request(request)
+        response = super().handle_request(request)
+        if self.on_answer is not None:
+            response.stream = _ReadToTheEnd(response.stream, lambda: self.on_answer(response.status_code))
+        return response
+
+
+class _ReadToTheEnd(httpx.SyncByteStream):
+    """An answer's body that says when it was read to its end: one cut off by the deadline or a broken
+    connection is no answer, though its status line said 200."""
+
+    def __init__(self, stream, done):
+        self._stream, self._done = stream, done
+
+    def __iter__(self):
+        yield from self._stream
+        self._done()
+
+    def close(self) -> None:
+        self._stream.close()
 
 
 class EmbeddingClient(openai.OpenAI):
@@ -125,12 +144,11 @@ class EmbeddingClient(openai.OpenAI):
                  max_retries: int = 2, dimensions: int | None = None):
         self.attempts = 0
         self.failed_attempts = 0
-        self._answered = 0  # attempts that got a status line, whatever it said
         self._count_lock = threading.Lock()
         http_client = openai.DefaultHttpxClient(
             timeout=timeout,
-            transport=DeadlineTransport(timeout),
-            event_hooks={"request": [self._on_request], "response": [self._on_response]},
+            transport=DeadlineTransport(timeout, on_answer=self._on_answer),
+            event_hooks={"request": [self._on_request]},
         )
         super().__init__(base_url=f"{base_url.rstrip('/')}/v1", api_key=api_key or "no-key",
                          timeout=timeout, max_retries=max_retries, http_client=http_client)
@@ -145,8 +163,8 @@ class EmbeddingClient(openai.OpenAI):
             self.attempts += 1
             self.failed_attempts += 1  # until its answer says otherwise: a timeout never gets one
 
-    def _on_response(self, response: httpx.Response) -> None:
-        status = response.status_code
+    def _on_answer(self, status: int) -> None:
+        """An attempt whose whole body arrived: it failed only if its status says so."""
         if status < 500 and status not in _RETRIED_STATUSES:
             with self._count_lock:
                 self.failed_attempts -= 1

@@ -24,6 +24,11 @@ REPORTED = {"quantization": None, "tp_size": 1, "dp_size": 1, "pp_size": 1, "kv_
 
 def from_args(args: list[str] | tuple[str, ...]) -> str:
     """``["--tp", "2", "--quantization=fp8", "--log-level", "info"]`` -> ``"--quantization fp8 --tp-size 2"``."""
+    return " ".join(sorted(_flags(args)))
+
+
+def _flags(args) -> set[str]:
+    """Each flag that counts, with its value: {"--quantization fp8", "--tp-size 2"}."""
     flags: dict[str, str] = {}
     index = 0
     while index < len(args):
@@ -35,17 +40,19 @@ def from_args(args: list[str] | tuple[str, ...]) -> str:
             if flag not in NEUTRAL:
                 flags[flag] = value
         index += 1
-    return " ".join(f"{flag} {value}".strip() for flag, value in sorted(flags.items()))
+    return {f"{flag} {value}".strip() for flag, value in flags.items()}
 
 
-def from_server_info(info: dict) -> str:
-    """The same text, from what a server this run did not start reports about itself."""
-    flags = []
+def from_server_info(info: dict, plugin_args: list[str] | tuple[str, ...] = ()) -> str:
+    """The same text, from what a server this run did not start reports about itself. A setting the plugin
+    gives every server it boots on this device (``plugin_args``) is no deployment of the user's, as for a
+    server the plugin booted."""
+    flags = set()
     for key, default in REPORTED.items():
         value = info.get(key, default)
         if value not in (default, None, "", "{}"):
-            flags.append(f"--{key.replace('_', '-')}" + ("" if value is True else f" {value}"))
-    return " ".join(sorted(flags))
+            flags.add(f"--{key.replace('_', '-')}" + ("" if value is True else f" {value}"))
+    return " ".join(sorted(flags - _flags(plugin_args)))
 
 
 def gpu_count(deployment: str) -> int:

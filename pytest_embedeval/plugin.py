@@ -1,8 +1,8 @@
 """The pytest adapter: options, fixtures and hooks over the library. It judges nothing itself.
 
-The plugin stays silent and imports nothing heavy until a run uses it: an ``--embed-*`` option, an
-``embed_*`` ini value, or a collected test that needs an embed fixture or marker. Every figure goes
-to the run session (``session.py``), which records it once and returns the verdict that fails a test.
+The plugin stays silent and imports nothing heavy until a run uses it: an ``--embed-*`` option, an ``embed_*``
+ini value, or a collected test that needs an embed fixture or marker. Every figure goes to the run session
+(``session.py``), which records the verdict the judge (``judge.py``) makes; a failing one fails the test.
 """
 
 from __future__ import annotations
@@ -106,8 +106,7 @@ def embed_server(embed_model, request: pytest.FixtureRequest, tmp_path_factory: 
 
 @pytest.fixture(scope="session")
 def embed_client(embed_server, embed_model, embed_run, request: pytest.FixtureRequest):
-    """The real ``openai`` client bound to the server, with a checked ``embed(texts)``; it counts every attempt
-    (``embed_run`` keeps them: a failed attempt is a figure of the run)."""
+    """The real ``openai`` client bound to the server, with a checked ``embed(texts)``; it counts every attempt."""
     from .servers import client_for
 
     with client_for(embed_server, request.config.stash[SETTINGS], embed_model.dimensions) as client:
@@ -138,8 +137,7 @@ def embed_run(embed_server, request: pytest.FixtureRequest):
 
 
 def _fail_on(verdicts, session) -> None:
-    failing = session.failing(verdicts)
-    if failing:
+    if failing := session.failing(verdicts):
         pytest.fail("\n\n".join(f"{v.reason()}\n\n{v.section()}" for v in failing), pytrace=False)
 
 
@@ -184,16 +182,17 @@ def _own_and_enclosing_marks(collector, obj):
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item):
-    client = getattr(item, "funcargs", {}).get("embed_client")
-    before, failed_requests = client and (client.attempts, client.failed_attempts), []
+    funcargs, failed_requests = getattr(item, "funcargs", {}), []
+    clients = {"": funcargs.get("embed_client"), "reference": (funcargs.get("embed_pair") or (None, None))[1]}
+    counted = {server: (c, (c.attempts, c.failed_attempts)) for server, c in clients.items() if c is not None}
     try:
         result = yield  # the test body first: a failing body is reported as it is, with no measurement
         for mark in (m for m in item.iter_markers() if m.name in markers.MARKERS):
             _measure(item, mark)
-    finally:
-        if client is not None:  # failed attempts are a figure of their own, even when retries hid them
-            failed_requests = _session(item.config).count_requests(item.funcargs["embed_run"], client, before,
-                                                                   item.nodeid)
+    finally:  # failed attempts are a figure of their own, even when retries hid them; the reference's too
+        for server, (client, before) in counted.items():
+            failed_requests += _session(item.config).count_requests(funcargs["embed_run"], client, before,
+                                                                    item.nodeid, server)
     if failed_requests:
         _fail_on(failed_requests, _session(item.config))
     return result

@@ -20,8 +20,12 @@ from .vectors import ShapeMismatch, is_half_precision, row_cosines
 
 
 def min_cosine_for(dtype: str) -> float:
-    """fp32 servers must match the fp32 reference to rounding noise; half precision rounds every layer."""
-    return 0.999 if is_half_precision(dtype) else 0.9999
+    """fp32 servers must match the fp32 reference to rounding noise; half precision rounds every layer. The
+    tolerances are reference_min_cosine's own (metrics.CATALOGUE, the one table of defaults)."""
+    from .judge import tolerance
+    from .metrics import metric
+
+    return 1.0 - tolerance(metric("reference_min_cosine"), half_precision=is_half_precision(dtype)).value
 
 # Long enough to exercise the model's whole window on GPU runners, short enough that the
 # in-process reference of a 4B model on a GPU does not take minutes (on a CPU see place_reference).

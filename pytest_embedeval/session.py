@@ -206,16 +206,18 @@ class RunSession:
         pending.items.update({label(m.metric, m.shape): m.items for m in measured.measurements if m.items})
         return verdicts
 
-    def count_requests(self, model_run: ModelRun, client, before: tuple[int, int],
-                       test: str | None = None) -> list[Verdict]:
+    def count_requests(self, model_run: ModelRun, client, before: tuple[int, int], test: str | None = None,
+                       server: str = "") -> list[Verdict]:
         """The attempts ``client`` made since it counted ``before`` (attempts, failed attempts); any that
-        failed is a verdict of its own, even when retries hid it."""
+        failed is a verdict of its own, even when retries hid it. ``server``: "reference" for the paired
+        reference's client, whose failures are its own figure."""
         attempts, failed = client.attempts - before[0], client.failed_attempts - before[1]
-        model_run.requests["attempts"] = model_run.requests.get("attempts", 0) + attempts
-        model_run.requests["failed"] = model_run.requests.get("failed", 0) + failed
+        counts = model_run.requests.setdefault(server or "candidate", {"attempts": 0, "failed": 0})
+        counts["attempts"] += attempts
+        counts["failed"] += failed
         if not failed:
             return []
-        return self.record(model_run, [_failed_share(attempts, failed, "this test's")], test=test)
+        return self.record(model_run, [_failed_share(attempts, failed, "this test's", server)], test=test)
 
     # -- the end -----------------------------------------------------------------------------------
 
@@ -228,9 +230,10 @@ class RunSession:
         """
         if controller:
             for model_run in self.run.models.values():
-                attempts, failed = model_run.requests.get("attempts", 0), model_run.requests.get("failed", 0)
-                if attempts:
-                    self.record(model_run, [_failed_share(attempts, failed, "the run's")])
+                for server, counts in model_run.requests.items():
+                    if counts["attempts"]:
+                        self.record(model_run, [_failed_share(counts["attempts"], counts["failed"], "the run's",
+                                                              "" if server == "candidate" else server)])
         if not self.policy.update or interrupted:
             return
         for model, model_run in self.run.models.items():
@@ -283,8 +286,10 @@ class RunSession:
             mine.verdicts.extend(worker.verdicts)
             mine.stored_files.extend(worker.stored_files)
             mine.timings.extend(worker.timings)
-            for key, count in worker.requests.items():
-                mine.requests[key] = mine.requests.get(key, 0) + count
+            for server, counts in worker.requests.items():
+                mine_counts = mine.requests.setdefault(server, {"attempts": 0, "failed": 0})
+                for key, count in counts.items():
+                    mine_counts[key] += count
 
 
 def _run_marker(marker: str, target: Target, arguments: dict) -> Measured:
@@ -296,10 +301,10 @@ def _run_marker(marker: str, target: Target, arguments: dict) -> Measured:
         raise MeasurementError(f"{type(exc).__name__}: {exc}") from None
 
 
-def _failed_share(attempts: int, failed: int, whose: str) -> Measurement:
+def _failed_share(attempts: int, failed: int, whose: str, server: str = "") -> Measurement:
     return Measurement("failed_requests_percent", 100.0 * failed / attempts, None,
                        f"{failed} of {whose} {attempts} request attempts got a server error or no answer "
-                       "(the client retried them)")
+                       "(the client retried them)", server or None)
 
 
 def machine_info(model_run: ModelRun) -> dict:

@@ -40,6 +40,7 @@ FAULTS = {
     "zeros": "vectors of zeros for every input (a broken kernel; NaN-free, so only the direction is missing)",
     "truncated": "vectors of the first `dimensions` numbers only, without the dimension check's help",
     "drifted": "every vector turned away from the healthy one until their cosine is `cosine` (a changed kernel)",
+    "batch-dependent": "a text's vector depends on its batch: turned to cosine `cosine` inside a batch of several",
 }
 
 
@@ -54,7 +55,7 @@ class StandinServer:
 
     def __init__(self, fault: str | None = None, *, failures: int = 0, after: int = 0,
                  bad_inputs: tuple[int, ...] = (1,), api_key: str | None = None, model: str = "minilm",
-                 every: int = 5, dimensions: int = 128, cosine: float = 0.99):
+                 every: int = 5, dimensions: int = 128, cosine: float = 0.99, server_info: dict | None = None):
         if fault is not None and fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
         self.fault = fault
@@ -66,6 +67,8 @@ class StandinServer:
         self.truncated_dimensions = dimensions
         self.api_key = api_key
         self.model = model
+        # What it reports at /get_server_info, as SGLang does (a deployment no CPU can run: fp8, tp 8); none if None.
+        self.server_info = server_info
         self.embedding_requests = 0  # every POST /v1/embeddings, failed or not
         self.unauthorized_requests = 0
         self.seen_authorization: list[str] = []  # the headers that arrived, for the secrecy tests
@@ -125,7 +128,7 @@ class StandinServer:
         vectors = [unit_vector(str(text), dimensions) for text in texts]
         if self.fault == "zeros":
             vectors = [np.zeros(dimensions, dtype=np.float32) for _ in texts]
-        if self.fault == "drifted":
+        if self.fault == "drifted" or (self.fault == "batch-dependent" and len(texts) > 1):
             vectors = [_turned(vector, unit_vector("away " + str(text), dimensions), self.cosine)
                        for vector, text in zip(vectors, texts)]
         if self.fault in ("nan", "inf"):
@@ -195,6 +198,8 @@ def _handler_for(server: StandinServer):
                 return
             if self.path == "/health":
                 self._send(200, {}, b"")
+            elif self.path == "/get_server_info" and server.server_info is not None:
+                self._send(*_json(200, server.server_info))
             elif self.path == "/v1/models":
                 self._send(*_json(200, {"object": "list", "data": [
                     {"id": server.model, "object": "model", "owned_by": "stand-in"}]}))

@@ -56,3 +56,21 @@ def test_the_deadline_covers_the_whole_request_not_each_read():
             started = time.monotonic()
             http.get(f"{standin.url}/v1/models").raise_for_status()  # a prompt answer is untouched
             http.get(f"{standin.url}/v1/models").raise_for_status()  # and so is the next, on the same connection
+
+
+def test_an_answer_whose_body_trickles_past_the_deadline_is_a_failed_attempt():
+    # Its status line said 200, but no answer arrived: each retry is a failed attempt, as a timeout is.
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from hostile_standin import HostileServer
+
+    from pytest_embedeval.client import EmbeddingClient, EmbeddingRequestError
+
+    with HostileServer("trickle", delay=0.1) as standin:  # a stand-in: each byte 0.1 s after the last
+        client = EmbeddingClient(standin.url, "m", timeout=0.5, max_retries=1)
+        with pytest.raises(EmbeddingRequestError):
+            client.embed(["a"])
+        assert (client.attempts, client.failed_attempts) == (2, 2)
+        client.close()

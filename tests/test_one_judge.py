@@ -87,7 +87,7 @@ def test_a_server_failing_a_fifth_of_its_requests_fails_though_retries_hide_it(p
                                  "*2 of this test's 14 request attempts got a server error or no answer (the client "
                                  "retried them)*"])
     (model,) = json.loads((pytester.path / "report.json").read_text())["models"]
-    assert model["requests"] == {"attempts": 14, "failed": 2}
+    assert model["requests"] == {"candidate": {"attempts": 14, "failed": 2}}
     shares = [v for v in model["verdicts"] if v["metric"] == "failed_requests_percent"]
     share = pytest.approx(100 * 2 / 14)
     # The test's share, then the run's: the same attempts here, both against the built-in 0.

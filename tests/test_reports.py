@@ -86,7 +86,7 @@ def test_xdist_workers_merge_into_one_report(pytester, run_suite):
     assert tests == {"test_latency[minilm]", "test_throughput[minilm]", "test_dimensions[minilm]"}
     # The run's failed-request share is judged once, by the controller, over both workers' attempts.
     (share,) = [v for v in model["verdicts"] if v["test"] is None]
-    assert share["metric"] == "failed_requests_percent" and model["requests"]["attempts"] > 0
+    assert share["metric"] == "failed_requests_percent" and model["requests"]["candidate"]["attempts"] > 0
     result.stdout.fnmatch_lines(["*embedeval: minilm on cpu-*", "latency_p50_ms *"])
 
 

@@ -130,7 +130,9 @@ class RemoteServer:
             info = self._get("/get_server_info")
         except Exception:
             return ""
-        return from_server_info(info) if isinstance(info, dict) else ""
+        from .sglang import CPU_ARGS
+
+        return from_server_info(info, CPU_ARGS if self.device == "cpu" else ()) if isinstance(info, dict) else ""
 
     def engine_info(self) -> tuple[str, str]:
         try:
