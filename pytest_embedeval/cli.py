@@ -32,18 +32,21 @@ def _show(args) -> int:
 
 
 def _update(args) -> int:
+    """The update a run would have made, from its saved verdicts: the judge decides, the store writes."""
+    from .judge import Judge, Policy
+
     run = Run.from_json(args.run)
-    store.BaselineStore(args.dir)  # validate what is there before touching it
+    judge = Judge(store.BaselineStore(args.dir), Policy(update=True, accept_regressions=args.accept_regressions))
     refused = False
     for model_run in run.models.values():
-        changes = store.update(args.dir, model_run.model, model_run.profile, model_run.verdicts,
-                               machine=model_run.machine, software=model_run.software,
-                               accept_regressions=args.accept_regressions)
+        changes = store.update(args.dir, model_run.model,
+                               lambda current, r=model_run: judge.changes(r.verdicts, r.profile, current),
+                               machine=model_run.machine, software=model_run.software)
         print(f"{model_run.model} on {model_run.profile} ({Path(args.dir) / (model_run.model + '.toml')})")
         print(diff_table(changes))
-        refused = refused or any(not c.written for c in changes)
+        refused = refused or any(c.refused for c in changes)
     if refused:
-        print("refused to write regressed values: the old baselines stay. "
+        print("refused to write regressed values (or values that cannot tell): the old baselines stay. "
               "Pass --accept-regressions if the regression is intended.", file=sys.stderr)
     return 1 if refused else 0
 

@@ -226,7 +226,7 @@ class Judge:
             (found[0].name, found[0].source) if found else (str(here), None))
         verdict = Verdict(model=model, metric=name, shape=shape, unit=definition.unit, measured=figure.value,
                           outcome=outcome, baseline=baseline if outcome is not Outcome.NO_BASELINE else None,
-                          tolerance=str(chosen), profile=profile, source=source, interval=interval, test=test,
+                          tolerance=None if outcome is Outcome.NO_BASELINE else str(chosen), profile=profile, source=source, interval=interval, test=test,
                           note=note, pair=figure.pair, published=published(stored, figure.label, figure.value),
                           why=why)
         return replace(verdict, failing=self.policy.fails(verdict))
@@ -254,7 +254,9 @@ class Judge:
             home = home_of(v.metric, here)
             profile = current.profiles.get(home_name(home))
             old = profile.metrics.get(figure_label) if profile else None
-            if v.outcome is Outcome.NOT_A_NUMBER:
+            if v.outcome is Outcome.NO_BASELINE and not math.isfinite(v.measured):
+                action = "skipped: not measured"  # a figure whose stored input was missing: nothing to write
+            elif v.outcome is Outcome.NOT_A_NUMBER:
                 action = "refused: not a number"
             elif metric(v.metric).hardware_bound and here.hardware == UNKNOWN:
                 action = "refused: unknown hardware (--embed-hardware)"

@@ -218,7 +218,7 @@ def embed_memory(target: Target, *, batch_size: int = 32, tokens: int = 128, req
                  tolerance: str | None = None, paired_tolerance: str | None = None) -> Measured:
     """Memory of the server's process tree after load, and (on a GPU) the peak under load."""
     shape = f"after {requests} batches of {batch_size} x {tokens} tokens"
-    figures = _memory(target, _batches(target, batch_size, tokens, requests), shape, "the candidate's")
+    figures = _memory(target, _batches(target, batch_size, tokens, requests), shape, "server")
     if target.reference:
         from . import paired
 
@@ -228,7 +228,7 @@ def embed_memory(target: Target, *, batch_size: int = 32, tokens: int = 128, req
                 "did not start")))
         else:
             figures.append(paired.memory_figure(figures[0], _memory(target.reference, _batches(
-                target, batch_size, tokens, requests), shape, "the reference's")[0]))
+                target, batch_size, tokens, requests), shape, "the reference server's")[0]))
     return Measured(figures)
 
 

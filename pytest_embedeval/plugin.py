@@ -212,7 +212,7 @@ def _measure(item: pytest.Item, mark) -> None:
         pytest.skip(str(exc))
     except (markers.MeasurementError, ValueError) as exc:
         pytest.fail(f"@pytest.mark.{mark.name}: no measurement: {exc}", pytrace=False)
-    item.user_properties.extend((f"embedeval:{v.metric}", v.measured) for v in verdicts)  # JUnit XML
+    item.user_properties.extend((f"embedeval:{v.label}", v.measured) for v in verdicts)  # JUnit XML
     _fail_on(verdicts, session)
 
 

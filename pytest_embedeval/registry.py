@@ -126,6 +126,13 @@ BUILTIN_ALIASES = ("qwen3-4b", "bge-large-zh", "minilm")
 DEFAULT_ALIAS = "minilm"
 
 
+def standard_args(spec: ModelSpec) -> tuple[str, ...]:
+    """The launch arguments the plugin itself gives a built-in alias: the same in every run of this version, so
+    no deployment of the user's. A user's own alias (or a built-in one redefined) has none: its are the user's."""
+    builtin = _builtin_specs().get(spec.alias)
+    return spec.server_args if builtin is not None and builtin.server_args == spec.server_args else ()
+
+
 def _json_object(path: Path) -> dict:
     """A JSON file of the model directory that must hold an object; ModelConfigError naming it otherwise."""
     try:

@@ -186,16 +186,18 @@ def test_a_slower_server_than_the_baseline_fails_with_the_interval(pytester, emb
     pytester.runpytest(*args, "--embed-update-baselines").assert_outcomes(passed=1)
     path = pytester.path / "baselines" / "minilm.toml"
     text = path.read_text()
-    line = next(line for line in text.splitlines() if line.startswith("latency_p50_ms = "))
+    label = '"latency_p50_ms (batch 1 x 128 tokens)"'
+    line = next(line for line in text.splitlines() if line.startswith(f"{label} = "))
     measured = float(line.split("=")[1])
-    path.write_text(text.replace(line, f"latency_p50_ms = {measured / 3:.3f}"))  # as if it used to be 3x faster
+    path.write_text(text.replace(line, f"{label} = {measured / 3:.3f}"))  # as if it used to be 3x faster
     result = pytester.runpytest(*args)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
         "@pytest.mark.embed_latency: latency_p50_ms* regressed; measuring again to tell a slower server*",
-        "latency_p50_ms regressed: measured *ms, 95% CI *ms..*ms, baseline *ms (+*%, tolerance 15%; profile 'cpu-*",
+        "latency_p50_ms (batch 1 x 128 tokens) regressed: measured *ms, 95% CI *ms..*ms, baseline *ms (+*%, "
+        "tolerance 15%; profile 'cpu-*",
         "95% CI*",
-        "measured as  batch 1, 128 tokens, 40 requests after 5 warm-up; second run, the first regressed (*)",
+        "measured as  40 requests after 5 warm-up; second run, the first regressed (*)",
     ])
 
 
@@ -247,11 +249,13 @@ def test_a_baseline_run_that_was_faster_fails_on_both_runs_samples(pytester, rec
     stored.write_text(json.dumps(data))
     path = pytester.path / "baselines" / "minilm.toml"
     text = path.read_text()
-    line = next(line for line in text.splitlines() if line.startswith("latency_p50_ms = "))
-    path.write_text(text.replace(line, f"latency_p50_ms = {np.percentile(faster, 50) * 1000:.6f}"))
+    label = '"latency_p50_ms (batch 1 x 128 tokens)"'
+    line = next(line for line in text.splitlines() if line.startswith(f"{label} = "))
+    path.write_text(text.replace(line, f"{label} = {np.percentile(faster, 50) * 1000:.6f}"))
     result = pytester.runpytest(*args)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["latency_p50_ms regressed: measured *", "*both runs' samples resampled*"])
+    result.stdout.fnmatch_lines(["latency_p50_ms (batch 1 x 128 tokens) regressed: measured *",
+                                 "*both runs' samples resampled*"])
 
 
 @pytest.mark.server

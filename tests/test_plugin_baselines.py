@@ -83,7 +83,7 @@ def test_strict_mode_fails_metrics_without_a_baseline(run_suite):
     lenient.stdout.fnmatch_lines(["dimensions*-*384 dims*-*-*no baseline"])
     strict = run_suite("--embed-strict")
     strict.assert_outcomes(failed=2)
-    strict.stdout.fnmatch_lines(["dimensions: measured 384 dims; no baseline for this hardware profile (cpu-*)"])
+    strict.stdout.fnmatch_lines(["dimensions: measured 384 dims; no baseline for this figure's identity (cpu-*)"])
 
 
 def test_a_broken_baseline_file_stops_the_run_before_any_server_boots(pytester):

@@ -37,13 +37,16 @@ def test_github_step_summary_and_benchmark_files(pytester, run_suite, monkeypatc
     run_suite("--embed-model=minilm", "--embed-benchmark-dir=bench").assert_outcomes(passed=3)
     text = summary.read_text()
     assert text.startswith("earlier steps' text\n## Embedding regression tests (pytest-embedeval)")  # appended
-    assert "### minilm on cpu-" in text and ": no regressions" in text
+    assert "### minilm on cpu-" in text and ": nothing failing" in text
     assert "| metric | baseline | measured | 95% CI | delta | tolerance | verdict | vs published |" in text
-    assert "| latency_p50_ms | - |" in text
+    assert "| latency_p50_ms (batch 1 x 128 tokens) | - |" in text
     smaller = json.loads((pytester.path / "bench" / "smaller-is-better.json").read_text())
     bigger = json.loads((pytester.path / "bench" / "bigger-is-better.json").read_text())
-    assert {e["name"] for e in smaller} >= {"minilm latency_p50_ms", "minilm latency_p99_ms"}
-    assert {e["name"] for e in bigger} == {"minilm throughput_tokens_per_s", "minilm throughput_requests_per_s"}
+    # One series per figure: two shapes of one metric are two charts.
+    assert {e["name"] for e in smaller} >= {"minilm latency_p50_ms (batch 1 x 128 tokens)",
+                                            "minilm latency_p99_ms (batch 1 x 128 tokens)"}
+    assert {e["name"] for e in bigger} == {"minilm throughput_tokens_per_s (batch 4 x 128 tokens, concurrency 2)",
+                                           "minilm throughput_requests_per_s (batch 4 x 128 tokens, concurrency 2)"}
     assert all(e["unit"] and e["value"] > 0 for e in smaller + bigger)
     assert "minilm dimensions" not in {e["name"] for e in smaller + bigger}
 
@@ -58,9 +61,9 @@ def test_json_report_has_the_environment_and_junit_has_the_figures(pytester, run
     assert {"latency_p50_ms", "throughput_tokens_per_s", "dimensions"} <= {v["metric"] for v in model["verdicts"]}
     p50 = next(v for v in model["verdicts"] if v["metric"] == "latency_p50_ms")
     assert p50["interval"][0] <= p50["measured"] <= p50["interval"][1]
-    assert p50["note"] == "batch 1, 128 tokens, 12 requests after 2 warm-up"
+    assert (p50["shape"], p50["note"]) == ("batch 1 x 128 tokens", "12 requests after 2 warm-up")
     junit = (pytester.path / "junit.xml").read_text()
-    assert '<property name="embedeval:latency_p50_ms" value="' in junit
+    assert '<property name="embedeval:latency_p50_ms (batch 1 x 128 tokens)" value="' in junit
 
 
 def test_two_runs_side_by_side_as_the_articles_table_with_a_chart(pytester, run_suite, cls_pooled_minilm, capsys):

@@ -130,9 +130,11 @@ class RemoteServer:
             info = self._get("/get_server_info")
         except Exception:
             return ""
+        from ..registry import standard_args
         from .sglang import CPU_ARGS
 
-        return from_server_info(info, CPU_ARGS if self.device == "cpu" else ()) if isinstance(info, dict) else ""
+        plugin_args = (CPU_ARGS if self.device == "cpu" else ()) + standard_args(self.spec)
+        return from_server_info(info, plugin_args) if isinstance(info, dict) else ""
 
     def engine_info(self) -> tuple[str, str]:
         try:

@@ -508,10 +508,13 @@ class SGLangServer:
                 f"KV pool {info.get('max_total_num_tokens')} tokens (a static reservation, not what the weights need)")
 
     def deployment(self) -> str:
-        """The flags of this launch that change results (a figure's identity): the model's and the user's own."""
+        """The flags of this launch that change results (a figure's identity): the user's own, from
+        --embed-server-arg and the model's table, beyond what the plugin gives every launch of a built-in alias."""
         from ..deployment import from_args
+        from ..registry import standard_args
 
-        return from_args([*self.spec.server_args, *self.extra_args])
+        model_args = () if standard_args(self.spec) else self.spec.server_args
+        return from_args([*model_args, *self.extra_args])
 
     def engine_info(self) -> tuple[str, str]:
         """(engine, software versions) for the baseline's provenance, as the server's own python has them."""

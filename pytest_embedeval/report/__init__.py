@@ -15,6 +15,17 @@ from .tables import diff_table, pair_table, store_table, table, verdict_table
 __all__ = ["diff_table", "pair_table", "sections", "store_table", "table", "verdict_table", "write_files"]
 
 
+# Why an update refused a figure: (what it refused, what the user can do about it).
+REFUSALS = {
+    "refused: regressed": ("regressed values", "Re-run with --embed-accept-regressions if the regression is intended."),
+    "refused: not a number": ("values that are not a number", "Such a figure is never written."),
+    "refused: cannot tell": ("inconclusive values", "Their intervals were too wide to tell a change from none: "
+                                                     "measure more requests or items."),
+    "refused: unknown hardware (--embed-hardware)": ("the times, rates and memory of a server on another machine",
+                                                     "Name its hardware with --embed-hardware KEY."),
+}
+
+
 def sections(session) -> list[tuple[str, str, dict]]:
     """(title or None, body, markup) of every section the terminal shows at the end of a run."""
     run, found = session.run, []
@@ -32,14 +43,11 @@ def sections(session) -> list[tuple[str, str, dict]]:
         lines += [f"written with the baselines: {stored}" for stored in run.models[model].stored_files]
         found.append((f"embedeval: baseline update for {model} ({session.store.baselines.for_model(model).path})",
                       "\n".join(lines), {}))
-        regressed = [c.metric for c in changes if c.action == "refused: regressed"]
-        if regressed:
-            found.append((None, f"refused to write regressed values for {', '.join(regressed)}: the old baselines "
-                          "stay. Re-run with --embed-accept-regressions if the regression is intended.", {"red": True}))
-        not_numbers = [c.metric for c in changes if c.action == "refused: not a number"]
-        if not_numbers:
-            found.append((None, f"refused to write {', '.join(not_numbers)}: not a number; the old baselines stay",
-                          {"red": True}))
+        for action, (what, fix) in REFUSALS.items():
+            refused = [c.metric for c in changes if c.action == action]
+            if refused:
+                found.append((None, f"refused to write {what} for {', '.join(refused)}: the old baselines stay. "
+                                    f"{fix}", {"red": True}))
     if len(run.models) > 1:
         from .compare import comparison_table
 

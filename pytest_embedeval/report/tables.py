@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 
 from ..store.baselines import Change, ModelBaselines
@@ -36,7 +37,8 @@ def verdict_table(verdicts: Iterable[Verdict], markdown: bool = False) -> str:
         (
             v.label,
             format_value(v.baseline, v.unit) + (f" ({v.profile}, {v.source})" if v.source else ""),
-            format_value(v.measured, v.unit),
+            format_value(v.measured, v.unit) if math.isfinite(v.measured) or v.outcome is not Outcome.NO_BASELINE
+            else "not measured",
             f"{v.interval[0]:.4g}..{v.interval[1]:.4g}" if v.interval else "-",
             v.delta_text(),
             v.tolerance or "-",
