@@ -151,7 +151,7 @@ def compare(definition: Metric, measured: float, baseline: float | None, band_to
         return Outcome.NO_BASELINE, None
     band = band_tolerance.band(baseline)
     low, high = interval if interval else (measured, measured)
-    slack = 1e-9 * max(abs(low), abs(high), 1.0)
+    slack = 1e-6 * max(abs(low), abs(high), 1.0)  # stored figures are rounded to 6 decimals
     if not low - slack <= measured <= high + slack:
         return Outcome.INCONCLUSIVE, (f"the measured value lies outside its own 95% interval "
                                       f"({low:.6g}..{high:.6g}): the measurement is unsound")

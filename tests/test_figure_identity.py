@@ -282,3 +282,13 @@ def test_a_paired_ratio_whose_interval_cannot_tell_is_inconclusive_not_a_pass(py
     strict.assert_outcomes(failed=1)
     strict.stdout.fnmatch_lines(["paired_latency_p50_ratio inconclusive: its 95% interval 0.933 wide cannot tell a "
                                  "change of 5% from none*measure more requests or items*"])
+
+
+def test_a_figure_at_its_rounded_baseline_with_a_zero_width_interval_passes():
+    # A stored score is rounded to 6 decimals; the interval of the change from its run is built around it.
+    from pytest_embedeval.judge import compare
+    from pytest_embedeval.metrics import metric
+    from pytest_embedeval.verdicts import Outcome
+
+    assert compare(metric("mteb:EmbedEvalSTS-en"), 74.9101318, 74.910132, interval=(74.910132, 74.910132))[0] \
+        is Outcome.PASSED
