@@ -16,14 +16,30 @@ from pytest_embedeval.registry import embedded_minilm_dir
 for _variable in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
     os.environ[_variable] = "1"
 
-# In-process pytester runs drop the modules they imported when they end; torch cannot be imported
-# a second time in one process. Importing it here keeps it loaded across those runs.
-import sentence_transformers  # noqa: E402,F401
-# The same for mteb: imported for the first time inside an in-process run, it is dropped when that run ends,
-# and the next import finds its benchmark registry empty ("'MTEB(cmn, v1)' not found").
-import mteb  # noqa: E402,F401
-
 MARKER_ENV = "EMBEDEVAL_TEST_RUN"
+
+# The lanes: a test that starts a server (a real SGLang, a stand-in, an inner pytest that boots one) or runs
+# SGLang's own code takes seconds on a 2-core CPU, and is in the `server` lane by the fixture it asks for.
+# `pytest -m "not server"` is the fast lane.
+SERVER_FIXTURES = frozenset({"embed_server", "embed_client", "standin", "inner_run", "sglang_parser",
+                             "oldest_sglang"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.server)
+
+
+def pytest_collection_finish(session) -> None:
+    # In-process pytester runs drop the modules they imported when they end; torch cannot be imported a second
+    # time in one process, and mteb imported again finds its benchmark registry empty ("'MTEB(cmn, v1)' not
+    # found"). Importing both here keeps them loaded across those runs: only where such runs are selected (the
+    # server lane), since the two imports take 15 s.
+    if any(item.get_closest_marker("server") for item in session.items):
+        import mteb  # noqa: F401
+        import sentence_transformers  # noqa: F401
 
 
 def processes_of_run(marker: str) -> list[psutil.Process]:

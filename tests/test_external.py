@@ -1,5 +1,7 @@
 from dataclasses import replace
 
+import pytest
+
 from pytest_embedeval.engines.external import PACKAGE, environment_for, needs_override
 from pytest_embedeval.registry import Registry
 
@@ -20,6 +22,7 @@ def test_models_whose_files_are_absent_are_left_alone():
     assert environment_for(qwen) == {}
 
 
+@pytest.mark.server  # imports SGLang's model classes
 def test_the_override_package_exports_a_class_under_sglangs_architecture_name():
     import importlib
 
@@ -27,6 +30,7 @@ def test_the_override_package_exports_a_class_under_sglangs_architecture_name():
     assert [cls.__name__ for cls in module.EntryClass] == ["BertModel"]
 
 
+@pytest.mark.server  # imports SGLang's model classes
 def test_the_cpu_build_of_qwen3_keeps_sglangs_class_and_name():
     import importlib
 

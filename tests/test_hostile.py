@@ -270,6 +270,7 @@ PYTEST_STANDIN = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.server  # starts a stand-in server's process tree and kills it (seconds)
 @pytest.mark.parametrize("watchdog", ["watchdog", "no watchdog (control)"])
 def test_kill_9_of_pytest_ends_workers_that_left_the_tree_and_ignore_sigterm(tmp_path, watchdog):
     pid_file = tmp_path / "server.pid"

@@ -169,6 +169,7 @@ class HangingServer(SGLangServer):
         return [sys.executable, "-c", HANGING_SERVER, str(self.port)]
 
 
+@pytest.mark.server  # starts a stand-in server process that never gets ready
 def test_a_server_that_never_gets_ready_is_killed_with_its_whole_tree(tmp_path):
     server = HangingServer(Registry().resolve("minilm"), log_path=tmp_path / "hang.log", boot_timeout=3)
     started = time.monotonic()
@@ -216,6 +217,7 @@ def test_no_other_sglang_option_is_mistaken_for_host_port_or_key(sglang_parser):
                 assert owned_option(f"{option}=1") == expected, option
 
 
+@pytest.mark.server  # starts a stand-in server process that never gets ready
 def test_a_long_boot_reports_its_progress_with_the_servers_last_log_line(tmp_path, monkeypatch):
     # A STAND-IN interpreter: an in-range SGLang to the version question, and a server that logs and never
     # becomes ready (the port stays closed), as SGLang does while it loads weights.

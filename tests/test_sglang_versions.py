@@ -54,6 +54,7 @@ def parsed_by(argv: list[str], sglang_path: Path | None = None) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.server  # each parse imports SGLang (about 10 s on a 2-core CPU)
 @pytest.mark.parametrize("which", [pytest.param("oldest", marks=pytest.mark.network), "newest"])
 def test_the_plugins_command_lines_are_read_by_the_oldest_and_newest_sglang_of_the_range(which, request):
     path = request.getfixturevalue("oldest_sglang") if which == "oldest" else None
@@ -66,6 +67,7 @@ def test_the_plugins_command_lines_are_read_by_the_oldest_and_newest_sglang_of_t
     assert cpu["device"] == "cpu" and cpu["dtype"] == "float32" and cpu["model_path"].endswith("model")
 
 
+@pytest.mark.server  # reads SGLang's own argument parser
 def test_the_installed_sglang_is_in_the_tested_range_and_knows_every_flag_the_plugin_passes():
     installed = compat.installed()
     installed.check()
