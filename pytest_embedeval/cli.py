@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from functools import partial
 from pathlib import Path
 
 from .report import diff_table, store_table, table, verdict_table
@@ -39,8 +40,7 @@ def _update(args) -> int:
     judge = Judge(store.BaselineStore(args.dir), Policy(update=True, accept_regressions=args.accept_regressions))
     refused = False
     for model_run in run.models.values():
-        changes = store.update(args.dir, model_run.model,
-                               lambda current, r=model_run: judge.changes(r.verdicts, r.profile, current),
+        changes = store.update(args.dir, model_run.model, partial(judge.changes, model_run.verdicts, model_run.profile),
                                machine=model_run.machine, software=model_run.software)
         print(f"{model_run.model} on {model_run.profile} ({Path(args.dir) / (model_run.model + '.toml')})")
         print(diff_table(changes))

@@ -224,11 +224,12 @@ class Judge:
             why = self._no_baseline(stored, figure.label, here, definition)
         profile, source = ("built in", "every server") if definition.fixed_baseline is not None else (
             (found[0].name, found[0].source) if found else (str(here), None))
+        judged = outcome is not Outcome.NO_BASELINE
         verdict = Verdict(model=model, metric=name, shape=shape, unit=definition.unit, measured=figure.value,
-                          outcome=outcome, baseline=baseline if outcome is not Outcome.NO_BASELINE else None,
-                          tolerance=None if outcome is Outcome.NO_BASELINE else str(chosen), profile=profile, source=source, interval=interval, test=test,
-                          note=note, pair=figure.pair, published=published(stored, figure.label, figure.value),
-                          why=why)
+                          outcome=outcome, baseline=baseline if judged else None,
+                          tolerance=str(chosen) if judged else None, profile=profile, source=source,
+                          interval=interval, test=test, note=note, pair=figure.pair,
+                          published=published(stored, figure.label, figure.value), why=why)
         return replace(verdict, failing=self.policy.fails(verdict))
 
     @staticmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from .judge import Figure, Judge, Policy
 from .markers import MARKERS, TIMED, Measured, Measurement, MeasurementError, Target
@@ -84,7 +85,7 @@ class RunSession:
         from .vectors import is_half_precision
 
         dtypes = [model_run.profile.dtype]
-        if measurement.pair is not None:
+        if measurement.metric.startswith("paired"):  # either server's half precision rounds the pair's figure
             dtypes.append(model_run.server.get("reference", {}).get("dtype", ""))
         figure = Figure(label(measurement.metric, measurement.shape), float(measurement.value),
                         measurement.interval, measurement.note, measurement.pair, measurement.missing)
@@ -239,7 +240,7 @@ class RunSession:
         for model, model_run in self.run.models.items():
             if not model_run.verdicts:
                 continue
-            decide = lambda current, run=model_run: self._judge.changes(run.verdicts, run.profile, current)  # noqa: E731
+            decide = partial(self._judge.changes, model_run.verdicts, model_run.profile)  # given the file as it is
             if controller:
                 changes = self.updates[model] = update_baselines(
                     self.store.directory, model, decide, machine=model_run.machine, software=model_run.software)
