@@ -277,6 +277,8 @@ def embed_accuracy(target: Target, *, task: str = "embedeval", dimensions: int |
     figures = []
     for score in scores:
         note = f"{task}; {score.items} {score.item_unit}" if score.items else task
+        if score.too_small_for_one_point:  # the judge calls a too-wide interval inconclusive; this says why
+            note += "; too few items to tell a 1-point change"
         figures.append(Measurement(score.metric, score.value, score.interval, note, shape, items=score.groups))
     if task in _AVERAGES and scores:
         average = sum(score.value for score in scores) / len(scores)
