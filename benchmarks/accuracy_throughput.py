@@ -13,11 +13,11 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from pytest_embedeval import accuracy
-from pytest_embedeval.client import EmbeddingClient
-from pytest_embedeval.engines.sglang import SGLangServer
+from pytest_embedeval.measure import accuracy
+from pytest_embedeval.serve.client import EmbeddingClient
+from pytest_embedeval.serve.sglang import SGLangServer
 from pytest_embedeval.measure.load import run_load
-from pytest_embedeval.registry import Registry
+from pytest_embedeval.facts.registry import Registry
 
 
 class RecordingEncoder(accuracy.ServerEncoder):

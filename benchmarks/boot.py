@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 import psutil
 
-from pytest_embedeval.engines.sglang import SGLangServer, detect_device
-from pytest_embedeval.registry import Registry
+from pytest_embedeval.serve.sglang import SGLangServer, detect_device
+from pytest_embedeval.facts.registry import Registry
 
 
 def bare_boot(server: SGLangServer) -> float:

@@ -33,10 +33,10 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from pytest_embedeval import markers
-from pytest_embedeval.client import EmbeddingClient
-from pytest_embedeval.engines.sglang import SGLangServer
-from pytest_embedeval.registry import Registry
+from pytest_embedeval.measure import markers
+from pytest_embedeval.serve.client import EmbeddingClient
+from pytest_embedeval.serve.sglang import SGLangServer
+from pytest_embedeval.facts.registry import Registry
 
 HISTOGRAM = "sglang:e2e_request_latency_seconds"
 SGLANG_DEFAULT_EDGES = [0.1, 0.2, 0.4, 0.6, 0.8, 1, 2, 4, 6, 8, 10, 20, 40, 60, 80, 100, 200, 400, 600, 1200,

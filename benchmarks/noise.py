@@ -30,16 +30,16 @@ from pathlib import Path
 
 from proxy import DelayingProxy, ProxiedServer
 
-from pytest_embedeval import markers
-from pytest_embedeval.client import EmbeddingClient
-from pytest_embedeval.engines.sglang import SGLangServer
-from pytest_embedeval.hardware import HardwareProfile
-from pytest_embedeval.metrics import metric
-from pytest_embedeval.registry import Registry
-from pytest_embedeval.results import ModelRun
-from pytest_embedeval.session import Policy, RunSession
+from pytest_embedeval.measure import markers
+from pytest_embedeval.serve.client import EmbeddingClient
+from pytest_embedeval.serve.sglang import SGLangServer
+from pytest_embedeval.facts.hardware import HardwareProfile
+from pytest_embedeval.facts.metrics import metric
+from pytest_embedeval.facts.registry import Registry
+from pytest_embedeval.run.record import ModelRun
+from pytest_embedeval.run.session import Policy, RunSession
 from pytest_embedeval.store import Store
-from pytest_embedeval.verdicts import Outcome
+from pytest_embedeval.judge.rules.verdicts import Outcome
 
 HERE = HardwareProfile("cpu-noise", "sglang", "float32")
 

@@ -27,12 +27,12 @@ import threading
 import time
 from pathlib import Path
 
-from pytest_embedeval.engines.sglang import SGLangServer
+from pytest_embedeval.serve.sglang import SGLangServer
 from pytest_embedeval.measure.load import run_load
 from pytest_embedeval.measure.memory import PeakSampler, tree_pss_bytes
-from pytest_embedeval.processes import process_tree
+from pytest_embedeval.serve.processes import process_tree
 from pytest_embedeval.measure.inputs import texts_of_tokens
-from pytest_embedeval.registry import Registry
+from pytest_embedeval.facts.registry import Registry
 
 
 def cpu_over(seconds: float) -> tuple[float, float]:

@@ -26,8 +26,8 @@ import aiohttp
 import numpy as np
 from aiohttp import web
 
-from pytest_embedeval.engines.sglang import free_port
-from pytest_embedeval.registry import ModelSpec
+from pytest_embedeval.serve.sglang import free_port
+from pytest_embedeval.facts.registry import ModelSpec
 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
               "transfer-encoding", "upgrade", "host", "content-length"}

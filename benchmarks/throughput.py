@@ -39,11 +39,11 @@ from pathlib import Path
 
 import httpx
 
-from pytest_embedeval import markers
-from pytest_embedeval.client import EmbeddingClient
-from pytest_embedeval.engines.sglang import SGLangServer
+from pytest_embedeval.measure import markers
+from pytest_embedeval.serve.client import EmbeddingClient
+from pytest_embedeval.serve.sglang import SGLangServer
 from pytest_embedeval.measure.inputs import texts_of_tokens
-from pytest_embedeval.registry import Registry
+from pytest_embedeval.facts.registry import Registry
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .report import diff_table, store_table, table, verdict_table
 from .store import baselines as store
-from .results import Run
+from .run.record import Run
 
 
 def _show(args) -> int:
@@ -34,7 +34,7 @@ def _show(args) -> int:
 
 def _update(args) -> int:
     """The update a run would have made, from its saved verdicts: the judge decides, the store writes."""
-    from .judge import Judge, Policy
+    from .judge.rules import Judge, Policy
 
     run = Run.from_json(args.run)
     judge = Judge(store.BaselineStore(args.dir), Policy(update=True, accept_regressions=args.accept_regressions))
@@ -79,7 +79,7 @@ def _prefetch(args) -> int:
         print("embedeval prefetch downloads datasets: unset HF_HUB_OFFLINE and run it where the hub is reachable",
               file=sys.stderr)
         return 2
-    from . import accuracy
+    from .measure import accuracy
 
     for name in (n.strip() for n in args.tasks.split(",") if n.strip()):
         for task in accuracy.resolve_target(name):
@@ -105,7 +105,7 @@ def _files_here(spec) -> str:
 
 def _models(args) -> int:
     """The aliases --embed-model takes here: the built-ins and the project's own, with their facts."""
-    from .registry import Registry, embedded_minilm_dir, load_user_specs
+    from .facts.registry import Registry, embedded_minilm_dir, load_user_specs
 
     pyproject = Path.cwd() / "pyproject.toml"
     user = load_user_specs(pyproject)  # a broken table raises ModelConfigError, naming file and field

@@ -2,7 +2,7 @@
 
 The plugin stays silent and imports nothing heavy until a run uses it: an ``--embed-*`` option, an ``embed_*``
 ini value, or a collected test that needs an embed fixture or marker. Every figure goes to the run session
-(``session.py``), which records the verdict the judge (``judge.py``) makes; a failing one fails the test.
+(``run/session.py``), which records the verdict the judge (``judge/``) makes; a failing one fails the test.
 """
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ import inspect
 
 import pytest
 
-from . import markers
+from .measure import markers
 
 SESSION = pytest.StashKey["RunSession"]()
 SETTINGS = pytest.StashKey["Settings"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    from .settings import INI, OPTIONS
+    from .run.settings import INI, OPTIONS
 
     group = parser.getgroup("embedeval", "embedding-model regression tests")
     for flag, options in OPTIONS:
@@ -31,7 +31,7 @@ def _asked_for(config: pytest.Config) -> bool:
     """An --embed-* option or an embed_* ini value: the user wants the plugin before any test is collected."""
     options = any(value not in (None, False, []) for name, value in vars(config.option).items()
                   if name.startswith("embed_"))
-    from .settings import INI
+    from .run.settings import INI
 
     # An unset ini value reads as its default (pytest 9.2 deprecates config.inicfg, which said what was set).
     return options or any(config.getini(name) not in (None, [], default) for name, (_, _, default) in INI.items())
@@ -40,8 +40,8 @@ def _asked_for(config: pytest.Config) -> bool:
 def _session(config: pytest.Config):
     """The run session, opened on first use: settings read and baselines validated before any server boots."""
     if SESSION not in config.stash:
-        from .session import RunSession
-        from .settings import SettingsError, read
+        from .run.session import RunSession
+        from .run.settings import SettingsError, read
         from .store import BaselineError
 
         try:
@@ -86,16 +86,16 @@ def embed_model(request: pytest.FixtureRequest):
     return request.param
 
 
-def _serve(request: pytest.FixtureRequest, tmp_path_factory, spec, reference: bool = False):
-    from .servers import CannotServe, serving
+def _serve(request: pytest.FixtureRequest, tmp_path_factory, spec, incumbent: bool = False):
+    from .serve.serving import CannotServe, serving
 
     worker = getattr(request.config, "workerinput", {}).get("workerid")
     try:
         with serving(spec, request.config.stash[SETTINGS], tmp_path_factory.mktemp("embedeval"), worker,
-                     reference=reference, progress=_session(request.config).progress) as server:
+                     incumbent=incumbent, progress=_session(request.config).progress) as server:
             yield server
     except CannotServe as exc:
-        pytest.fail(f"{'the reference server: ' if reference else ''}{exc}", pytrace=False)
+        pytest.fail(f"{'the incumbent server: ' if incumbent else ''}{exc}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -107,7 +107,7 @@ def embed_server(embed_model, request: pytest.FixtureRequest, tmp_path_factory: 
 @pytest.fixture(scope="session")
 def embed_client(embed_server, embed_model, embed_run, request: pytest.FixtureRequest):
     """The real ``openai`` client bound to the server, with a checked ``embed(texts)``; it counts every attempt."""
-    from .servers import client_for
+    from .serve.serving import client_for
 
     with client_for(embed_server, request.config.stash[SETTINGS], embed_model.dimensions) as client:
         yield client
@@ -115,16 +115,16 @@ def embed_client(embed_server, embed_model, embed_run, request: pytest.FixtureRe
 
 @pytest.fixture(scope="session")
 def embed_pair(embed_run, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
-    """The paired reference ``(server, client)`` measured beside the candidate; None in an unpaired run."""
-    from .servers import client_for
+    """The paired incumbent ``(server, client)`` measured beside the candidate; None in an unpaired run."""
+    from .serve.serving import client_for
 
-    reference = request.config.stash[SETTINGS].reference
-    if reference is None:
+    incumbent = request.config.stash[SETTINGS].incumbent
+    if incumbent is None:
         yield None
         return
-    for server in _serve(request, tmp_path_factory, reference.spec, reference=True):
+    for server in _serve(request, tmp_path_factory, incumbent.spec, incumbent=True):
         with client_for(server, request.config.stash[SETTINGS]) as client:
-            _session(request.config).open_reference(embed_run, server, reference.describe())
+            _session(request.config).open_incumbent(embed_run, server, incumbent.describe())
             yield server, client
 
 
@@ -133,7 +133,7 @@ def embed_run(embed_server, request: pytest.FixtureRequest):
     """This model's record in the run: its hardware profile and every verdict so far."""
     settings = request.config.stash[SETTINGS]
     return _session(request.config).open_server(embed_server, hardware=settings.hardware, api_key=settings.api_key,
-                                                paired=settings.reference is not None)
+                                                paired=settings.incumbent is not None)
 
 
 def _fail_on(verdicts, session) -> None:
@@ -183,13 +183,13 @@ def _own_and_enclosing_marks(collector, obj):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item):
     funcargs, failed_requests = getattr(item, "funcargs", {}), []
-    clients = {"": funcargs.get("embed_client"), "reference": (funcargs.get("embed_pair") or (None, None))[1]}
+    clients = {"": funcargs.get("embed_client"), "incumbent": (funcargs.get("embed_pair") or (None, None))[1]}
     counted = {server: (c, (c.attempts, c.failed_attempts)) for server, c in clients.items() if c is not None}
     try:
         result = yield  # the test body first: a failing body is reported as it is, with no measurement
         for mark in (m for m in item.iter_markers() if m.name in markers.MARKERS):
             _measure(item, mark)
-    finally:  # failed attempts are a figure of their own, even when retries hid them; the reference's too
+    finally:  # failed attempts are a figure of their own, even when retries hid them; the incumbent's too
         for server, (client, before) in counted.items():
             failed_requests += _session(item.config).count_requests(funcargs["embed_run"], client, before,
                                                                     item.nodeid, server)
@@ -201,13 +201,13 @@ def pytest_runtest_call(item: pytest.Item):
 def _measure(item: pytest.Item, mark) -> None:
     session, embed_run = _session(item.config), item.funcargs["embed_run"]
     try:
-        arguments = markers.arguments(mark.name, mark.args, mark.kwargs)
+        arguments, judging = markers.arguments(mark.name, mark.args, mark.kwargs)
     except TypeError as exc:
         pytest.fail(str(exc), pytrace=False)
     target = session.target(embed_run, item.funcargs["embed_server"], item.funcargs["embed_client"],
-                            item.config.stash[SETTINGS], reference=item.funcargs["embed_pair"])
+                            item.config.stash[SETTINGS], incumbent=item.funcargs["embed_pair"])
     try:
-        verdicts = session.measure(embed_run, mark.name, target, arguments, test=item.nodeid)
+        verdicts = session.measure(embed_run, mark.name, target, arguments, judging, test=item.nodeid)
     except markers.NotMeasurable as exc:
         pytest.skip(str(exc))
     except (markers.MeasurementError, ValueError) as exc:
@@ -221,7 +221,7 @@ def _measure(item: pytest.Item, mark) -> None:
 @pytest.fixture(scope="session")
 def embed_reference(embed_model):
     """The model's sentence-transformers reference, run in this process from the same files."""
-    from .reference import ReferenceModel
+    from .measure.reference import ReferenceModel
 
     return ReferenceModel(embed_model)
 
@@ -229,11 +229,14 @@ def embed_reference(embed_model):
 @pytest.fixture
 def embed_check_reference(embed_client, embed_reference, embed_server):
     """Call it to assert that served vectors equal the reference; returns the per-text cosines."""
-    from .reference import ReferenceMismatch, ReferenceUnavailable, check_served
+    from .judge.rules import reference_min_cosine
+    from .measure.reference import ReferenceMismatch, ReferenceUnavailable, check_served
 
     def check(texts: list[str] | None = None, min_cosine: float | None = None):
+        if min_cosine is None:
+            min_cosine = reference_min_cosine(embed_server.dtype)
         try:
-            return check_served(embed_client, embed_reference, embed_server.dtype, texts, min_cosine)
+            return check_served(embed_client, embed_reference, texts, min_cosine)
         except ReferenceUnavailable as exc:
             pytest.skip(f"no reference to compare with: {exc}")
         except ReferenceMismatch as exc:

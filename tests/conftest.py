@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from pytest_embedeval.registry import embedded_minilm_dir
+from pytest_embedeval.facts.registry import embedded_minilm_dir
 
 # Nothing in the tests reaches the hub: set before huggingface_hub is imported (it reads the variable once).
 for _variable in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):

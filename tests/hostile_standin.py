@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MODES = ("trickle", "trickle-headers", "json-list", "usage-null", "tokens-text", "null-vectors",

@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from pytest_embedeval import drift, reference
+from pytest_embedeval.measure import probes as drift, reference
 
 QWEN3_ID = "Qwen/Qwen3-Embedding-4B"
 BGE_ZH_ID = "BAAI/bge-large-zh-v1.5"

@@ -14,7 +14,7 @@ import pytest
 from datasets import Dataset, DatasetDict
 from scipy import stats
 
-from pytest_embedeval.accuracy import (
+from pytest_embedeval.measure.accuracy import (
     CMTEB_STS_TASKS,
     ItemCapture,
     PairItems,
@@ -29,15 +29,15 @@ from pytest_embedeval.accuracy import (
     shipped_tasks,
     tasks_from_path,
 )
-from pytest_embedeval.accuracy.items import score as items_score
-from pytest_embedeval.accuracy.tasks import shipped_data_dir
-from pytest_embedeval.metrics import metric
-from pytest_embedeval.registry import Registry
-from pytest_embedeval.judge import compare
-from pytest_embedeval.verdicts import Outcome
+from pytest_embedeval.measure.accuracy.items import score as items_score
+from pytest_embedeval.measure.accuracy.tasks import shipped_data_dir
+from pytest_embedeval.facts.metrics import metric
+from pytest_embedeval.facts.registry import Registry
+from pytest_embedeval.judge.rules import compare
+from pytest_embedeval.judge.rules.verdicts import Outcome
 
 # The module, not the function the package exports under the same name.
-evaluate_module = sys.modules["pytest_embedeval.accuracy.evaluate"]
+evaluate_module = sys.modules["pytest_embedeval.measure.accuracy.evaluate"]
 
 PAIRS = [
     ("A man is playing a guitar.", "A man plays the guitar.", 4.8),
@@ -279,7 +279,7 @@ def test_progress_is_reported_before_each_task(sts_file, beir_folder):
 def test_a_missing_mteb_dataset_offline_fails_fast_and_says_how_to_fetch_it(tmp_path):
     script = (
         "import time\n"
-        "from pytest_embedeval.accuracy import DatasetNotCached, ServerEncoder, evaluate, resolve_target\n"
+        "from pytest_embedeval.measure.accuracy import DatasetNotCached, ServerEncoder, evaluate, resolve_target\n"
         "class Unused:\n    model = 'unused'\n"
         "start = time.monotonic()\n"
         "try:\n    evaluate(ServerEncoder(Unused()), resolve_target('ATEC'))\n"

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from pytest_embedeval.cli import main as embedeval
-from pytest_embedeval.results import Run
+from pytest_embedeval.run.record import Run
 
 pytestmark = pytest.mark.server
 

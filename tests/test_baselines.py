@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from pytest_embedeval.store.baselines import BaselineError, BaselineStore, load, update
-from pytest_embedeval.hardware import cpu_family, HardwareProfile, gpu_hardware_id
-from pytest_embedeval.judge import Figure, Judge, Policy, compare
-from pytest_embedeval.metrics import Tolerance, metric
-from pytest_embedeval.verdicts import Outcome
+from pytest_embedeval.facts.hardware import cpu_family, HardwareProfile, gpu_hardware_id
+from pytest_embedeval.judge.rules import Figure, Judge, Policy, compare
+from pytest_embedeval.facts.metrics import Tolerance, metric
+from pytest_embedeval.judge.rules.verdicts import Outcome
 
 REPO_BASELINES = Path(__file__).parent.parent / "baselines"
 A100 = HardwareProfile("a100-80gb-x1", "sglang", "auto")
@@ -252,7 +252,7 @@ def test_update_refuses_to_write_a_regression_unless_accepted(tmp_path):
 SLOW_WRITER = textwrap.dedent("""
     import os, sys, time
     from pytest_embedeval.store import baselines
-    from pytest_embedeval.hardware import HardwareProfile
+    from pytest_embedeval.facts.hardware import HardwareProfile
     real_replace = os.replace
     def slow_replace(src, dst):
         print("WRITTEN, NOT RENAMED", flush=True)
@@ -260,7 +260,7 @@ SLOW_WRITER = textwrap.dedent("""
         real_replace(src, dst)
     from pytest_embedeval.store import files
     files.os.replace = slow_replace
-    from pytest_embedeval.judge import Figure, Judge, Policy
+    from pytest_embedeval.judge.rules import Figure, Judge, Policy
     here = HardwareProfile("cpu-2c", "sglang", "float32")
     judge = Judge(baselines.BaselineStore(sys.argv[1]), Policy(update=True))
     verdicts = [judge.verdict("m", Figure("latency_p50_ms", 1.0), here, half_precision=False)]

@@ -3,7 +3,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from pytest_embedeval.client import BadEmbeddingResponse, vectors_from
+from pytest_embedeval.serve.client import BadEmbeddingResponse, vectors_from
 
 
 def item(index, vector):
@@ -43,7 +43,7 @@ def test_the_deadline_covers_the_whole_request_not_each_read():
     sys.path.insert(0, str(Path(__file__).parent))
     from hostile_standin import HostileServer
 
-    from pytest_embedeval.client import DeadlineTransport
+    from pytest_embedeval.serve.client import DeadlineTransport
 
     with HostileServer("trickle", delay=0.1) as standin:  # a stand-in: each byte 0.1 s after the last
         with httpx.Client(transport=DeadlineTransport(0.8), timeout=0.8) as http:
@@ -66,7 +66,7 @@ def test_an_answer_whose_body_trickles_past_the_deadline_is_a_failed_attempt():
     sys.path.insert(0, str(Path(__file__).parent))
     from hostile_standin import HostileServer
 
-    from pytest_embedeval.client import EmbeddingClient, EmbeddingRequestError
+    from pytest_embedeval.serve.client import EmbeddingClient, EmbeddingRequestError
 
     with HostileServer("trickle", delay=0.1) as standin:  # a stand-in: each byte 0.1 s after the last
         client = EmbeddingClient(standin.url, "m", timeout=0.5, max_retries=1)

@@ -9,11 +9,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from pytest_embedeval.drift import PROBES, worst
+from pytest_embedeval.measure.probes import PROBES, worst
 from pytest_embedeval.store.vectors import VectorStore
-from pytest_embedeval.vectors import row_cosines
-from pytest_embedeval.engines.sglang import SGLangServer
-from pytest_embedeval.registry import Registry
+from pytest_embedeval.facts.vector_math import row_cosines
+from pytest_embedeval.serve.sglang import SGLangServer
+from pytest_embedeval.facts.registry import Registry
 
 DRIFT_SUITE = "import pytest\n\n@pytest.mark.embed_drift\ndef test_drift():\n    pass\n"
 

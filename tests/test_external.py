@@ -2,8 +2,8 @@ from dataclasses import replace
 
 import pytest
 
-from pytest_embedeval.engines.external import PACKAGE, environment_for, needs_override
-from pytest_embedeval.registry import Registry
+from pytest_embedeval.serve.external import PACKAGE, environment_for, needs_override
+from pytest_embedeval.facts.registry import Registry
 
 
 def test_mean_pooled_bert_gets_the_override_package():

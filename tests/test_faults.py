@@ -26,9 +26,9 @@ import pytest
 from conftest import InnerRun, processes_of_run
 from standin_server import DIMENSIONS, StandinServer, unit_vector
 
-from pytest_embedeval.client import EmbeddingClient, EmbeddingRequestError
-from pytest_embedeval.engines.sglang import ServerError, SGLangServer
-from pytest_embedeval.registry import Registry, embedded_minilm_dir
+from pytest_embedeval.serve.client import EmbeddingClient, EmbeddingRequestError
+from pytest_embedeval.serve.sglang import ServerError, SGLangServer
+from pytest_embedeval.facts.registry import Registry, embedded_minilm_dir
 
 SECRET = f"sk-embedeval-test-{uuid.uuid4().hex}"
 
@@ -315,7 +315,7 @@ class SessionWatch:
         for pid in self._roots():
             try:
                 session = os.getsid(pid)
-                if "pytest_embedeval.engines.watchdog" in " ".join(psutil.Process(pid).cmdline()):
+                if "pytest_embedeval.serve.watchdog" in " ".join(psutil.Process(pid).cmdline()):
                     continue  # a server's watchdog: its own session, and not a server's
             except (OSError, psutil.Error):
                 continue

@@ -12,10 +12,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from pytest_embedeval.deployment import from_args, from_server_info, gpu_count
-from pytest_embedeval.hardware import UNKNOWN, HardwareProfile
-from pytest_embedeval.judge import Figure, Judge, Policy
-from pytest_embedeval.session import where_it_runs
+from pytest_embedeval.facts.deployment import from_args, from_server_info, gpu_count
+from pytest_embedeval.facts.hardware import UNKNOWN, HardwareProfile
+from pytest_embedeval.judge.rules import Figure, Judge, Policy
+from pytest_embedeval.run.session import where_it_runs
 from pytest_embedeval.store.baselines import BaselineStore, load
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -123,7 +123,7 @@ def test_the_flags_that_change_results_are_the_deployment_in_one_spelling():
 # -- where it ran ------------------------------------------------------------------------------------------------
 
 def test_the_gpu_count_in_the_key_is_the_servers_share_not_every_visible_gpu(monkeypatch):
-    from pytest_embedeval import hardware
+    from pytest_embedeval.facts import hardware
 
     monkeypatch.setattr(hardware, "gpu_names", lambda indexes=None: (["NVIDIA H100 80GB HBM3"] * 8, "580.1"))
     assert hardware.describe("cuda", None, uses=2)[0] == "h100-80gb-x2"
@@ -286,9 +286,9 @@ def test_a_paired_ratio_whose_interval_cannot_tell_is_inconclusive_not_a_pass(py
 
 def test_a_figure_at_its_rounded_baseline_with_a_zero_width_interval_passes():
     # A stored score is rounded to 6 decimals; the interval of the change from its run is built around it.
-    from pytest_embedeval.judge import compare
-    from pytest_embedeval.metrics import metric
-    from pytest_embedeval.verdicts import Outcome
+    from pytest_embedeval.judge.rules import compare
+    from pytest_embedeval.facts.metrics import metric
+    from pytest_embedeval.judge.rules.verdicts import Outcome
 
     assert compare(metric("mteb:EmbedEvalSTS-en"), 74.9101318, 74.910132, interval=(74.910132, 74.910132))[0] \
         is Outcome.PASSED

@@ -10,9 +10,10 @@ import time
 
 import pytest
 
-from pytest_embedeval.engines.sglang import detect_device
-from pytest_embedeval.hardware import describe
-from pytest_embedeval.measure.gpu import DEVICE_DELTA, PER_PROCESS, device_used_bytes, tree_gpu_memory
+from pytest_embedeval.serve.sglang import detect_device
+from pytest_embedeval.facts.hardware import describe
+from pytest_embedeval.facts.nvml import device_used_bytes
+from pytest_embedeval.measure.gpu import DEVICE_DELTA, PER_PROCESS, tree_gpu_memory
 from pytest_embedeval.measure.memory import PeakSampler
 
 HAS_GPU = detect_device() == "cuda"

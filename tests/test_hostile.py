@@ -5,7 +5,6 @@ Real SGLang servers wherever a real one shows the behaviour; ``hostile_standin.H
 stand-in) only for answers no real server gives on purpose.
 """
 
-import json
 import os
 import signal
 import socket
@@ -14,7 +13,6 @@ import sys
 import textwrap
 import time
 import warnings
-from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -22,13 +20,13 @@ import psutil
 import pytest
 
 from hostile_standin import HostileServer
-from pytest_embedeval.client import EmbeddingClient, EmbeddingRequestError
-from pytest_embedeval.engines.remote import InsecureKeyWarning, RemoteServer, UnsafeServerReport, warn_if_key_in_clear
-from pytest_embedeval.engines.sglang import ServerError, SGLangServer
-from pytest_embedeval.engines.watchdog import session_members
+from pytest_embedeval.serve.client import EmbeddingClient, EmbeddingRequestError
+from pytest_embedeval.serve.remote import InsecureKeyWarning, RemoteServer, UnsafeServerReport, warn_if_key_in_clear
+from pytest_embedeval.serve.sglang import ServerError, SGLangServer
+from pytest_embedeval.serve.watchdog import session_members
 from pytest_embedeval.measure.load import run_load
-from pytest_embedeval.names import safe_name
-from pytest_embedeval.registry import Registry
+from pytest_embedeval.facts.names import safe_name
+from pytest_embedeval.facts.registry import Registry
 
 SECRET = "sk-hostile-7f3a9c"
 
@@ -239,8 +237,8 @@ PYTEST_STANDIN = textwrap.dedent('''
     # Plays pytest: starts a server through SGLangServer.start() and is then killed with -9.
     import sys
     from pathlib import Path
-    from pytest_embedeval.engines.sglang import SGLangServer
-    from pytest_embedeval.registry import Registry
+    from pytest_embedeval.serve.sglang import SGLangServer
+    from pytest_embedeval.facts.registry import Registry
 
     # A STAND-IN server (not SGLang): its worker double-forks out of the tree and ignores SIGTERM, as
     # SGLang's detokenizer and multiprocessing's resource tracker, re-parented to init, outlived pytest.

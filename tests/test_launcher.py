@@ -9,8 +9,8 @@ import time
 import psutil
 import pytest
 
-from pytest_embedeval.engines.sglang import LOCALHOST, ServerError, SGLangServer, build_argv, mask_file, redact
-from pytest_embedeval.registry import Registry
+from pytest_embedeval.serve.sglang import LOCALHOST, ServerError, SGLangServer, build_argv, mask_file, redact
+from pytest_embedeval.facts.registry import Registry
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +145,7 @@ def test_the_server_environment_never_reaches_the_hub():
     server = SGLangServer(Registry().resolve("minilm"), device="cpu", port=1)
     env = server.environment()
     assert env["HF_HUB_OFFLINE"] == "1"
-    assert env["SGLANG_EXTERNAL_MODEL_PACKAGE"] == "pytest_embedeval.engines.sglang_models"
+    assert env["SGLANG_EXTERNAL_MODEL_PACKAGE"] == "pytest_embedeval.serve.sglang_models"
 
 
 # A stand-in, because no real server can be made to hang on purpose: it answers 503 on /health
@@ -207,7 +207,7 @@ def test_the_dtype_the_server_runs_with_is_known_from_its_argv():
 
 
 def test_no_other_sglang_option_is_mistaken_for_host_port_or_key(sglang_parser):
-    from pytest_embedeval.engines import owned_option
+    from pytest_embedeval.facts.server_access import owned_option
 
     for action in sglang_parser._actions:
         for option in action.option_strings:
@@ -221,7 +221,7 @@ def test_no_other_sglang_option_is_mistaken_for_host_port_or_key(sglang_parser):
 def test_a_long_boot_reports_its_progress_with_the_servers_last_log_line(tmp_path, monkeypatch):
     # A STAND-IN interpreter: an in-range SGLang to the version question, and a server that logs and never
     # becomes ready (the port stays closed), as SGLang does while it loads weights.
-    from pytest_embedeval.engines import compat, sglang
+    from pytest_embedeval.facts.server_access import compat, sglang
 
     fake = tmp_path / "python"
     fake.write_text('#!/bin/sh\ncase "$*" in\n'

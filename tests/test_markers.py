@@ -9,13 +9,13 @@ import time
 import numpy as np
 import pytest
 
-from pytest_embedeval import markers
+from pytest_embedeval.measure import markers
 from pytest_embedeval.measure.load import LoadResult
 from pytest_embedeval.measure.memory import PeakSampler
-from pytest_embedeval.hardware import HardwareProfile
+from pytest_embedeval.facts.hardware import HardwareProfile
 from pytest_embedeval.measure.stats import percentile, percentile_interval, ratio_interval
-from pytest_embedeval.results import ModelRun
-from pytest_embedeval.session import Policy, RunSession
+from pytest_embedeval.run.record import ModelRun
+from pytest_embedeval.run.session import Policy, RunSession
 from pytest_embedeval.store import Store
 from pytest_embedeval.store.timings import Timing
 

@@ -162,7 +162,7 @@ def test_the_update_writes_what_the_test_passed_and_refuses_what_it_failed(pytes
 LIBRARY_IMPORTS = """
 import importlib, pkgutil, sys
 import pytest_embedeval
-skipped = ("pytest_embedeval.plugin", "pytest_embedeval.data", "pytest_embedeval.engines.sglang_models")
+skipped = ("pytest_embedeval.plugin", "pytest_embedeval.data", "pytest_embedeval.serve.sglang_models")
 for module in pkgutil.walk_packages(pytest_embedeval.__path__, "pytest_embedeval."):
     if not module.name.startswith(skipped):
         importlib.import_module(module.name)

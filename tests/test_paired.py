@@ -6,11 +6,11 @@ import sys
 import numpy as np
 import pytest
 
-from pytest_embedeval import settings as settings_module
-from pytest_embedeval.accuracy.items import PairItems, bootstrap_interval, score
-from pytest_embedeval.accuracy.paired import paired_difference_interval
+from pytest_embedeval.run import settings as settings_module
+from pytest_embedeval.measure.accuracy.items import PairItems, bootstrap_interval, score
+from pytest_embedeval.measure.accuracy.paired import paired_difference_interval
 from pytest_embedeval.measure.stats import STATISTICS, paired_ratio, ratio_interval
-from pytest_embedeval.servers import NoRoomForTwo, placement, server_for, share_one_gpu
+from pytest_embedeval.serve.serving import NoRoomForTwo, placement, server_for, share_one_gpu
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -60,9 +60,9 @@ def test_request_pairs_resampled_together_tell_a_10_percent_slowdown_that_unpair
 
 
 def test_a_pair_counts_a_change_past_the_tolerance_that_its_interval_tells_from_none():
-    from pytest_embedeval.judge import compare
-    from pytest_embedeval.metrics import Tolerance, metric
-    from pytest_embedeval.verdicts import Outcome
+    from pytest_embedeval.judge.rules import compare
+    from pytest_embedeval.facts.metrics import Tolerance, metric
+    from pytest_embedeval.judge.rules.verdicts import Outcome
 
     paired = metric("paired_latency_p50_ratio")
     # 6% slower, and the interval excludes 1: the pair measured both in the same moments, so this is the change.
@@ -82,12 +82,12 @@ def test_a_pair_counts_a_change_past_the_tolerance_that_its_interval_tells_from_
 
 
 def test_paired_tolerance_judges_the_ratios_and_tolerance_the_stored_figures(tmp_path):
-    from pytest_embedeval.hardware import HardwareProfile
-    from pytest_embedeval.paired import latency_figures
-    from pytest_embedeval.results import ModelRun
-    from pytest_embedeval.session import Policy, RunSession
+    from pytest_embedeval.facts.hardware import HardwareProfile
+    from pytest_embedeval.measure.paired import latency_figures
+    from pytest_embedeval.run.record import ModelRun
+    from pytest_embedeval.run.session import Policy, RunSession
     from pytest_embedeval.store import Store
-    from pytest_embedeval.verdicts import Outcome
+    from pytest_embedeval.judge.rules.verdicts import Outcome
 
     rng = np.random.default_rng(3)
     reference = rng.lognormal(np.log(0.06), 0.2, 200)
@@ -147,7 +147,7 @@ def paired_settings(tmp_path, **options):
 
 
 def test_with_two_gpus_the_reference_gets_its_own(tmp_path, monkeypatch):
-    monkeypatch.setattr("pytest_embedeval.servers.gpu_count", lambda: 2)
+    monkeypatch.setattr("pytest_embedeval.serve.serving.gpu_count", lambda: 2)
     settings = paired_settings(tmp_path)
     assert placement(settings, "cuda", None) == ((0,), None, None)
     assert placement(settings, "cuda", None, reference=True) == ((1,), None, None)
@@ -248,12 +248,12 @@ def test_a_real_sglang_reference_is_booted_beside_the_candidate_and_measured_in_
 # -- accuracy against the stored items of the baseline run -------------------------------------------
 
 def test_an_accuracy_baseline_keeps_its_items_and_a_later_run_is_judged_on_the_same_items(tmp_path, monkeypatch):
-    from pytest_embedeval import markers
-    from pytest_embedeval.hardware import HardwareProfile
-    from pytest_embedeval.results import ModelRun
-    from pytest_embedeval.session import Policy, RunSession
+    from pytest_embedeval.measure import markers
+    from pytest_embedeval.facts.hardware import HardwareProfile
+    from pytest_embedeval.run.record import ModelRun
+    from pytest_embedeval.run.session import Policy, RunSession
     from pytest_embedeval.store import Store
-    from pytest_embedeval.verdicts import Outcome
+    from pytest_embedeval.judge.rules.verdicts import Outcome
 
     rng = np.random.default_rng(0)
     gold = rng.uniform(0, 5, 300)

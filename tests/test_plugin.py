@@ -133,8 +133,8 @@ def test_exposing_the_server_needs_an_option_and_warns(pytester):
 
 
 def test_an_exposed_server_is_still_reached_over_loopback():
-    from pytest_embedeval.engines.sglang import SGLangServer
-    from pytest_embedeval.registry import Registry
+    from pytest_embedeval.serve.sglang import SGLangServer
+    from pytest_embedeval.facts.registry import Registry
 
     server = SGLangServer(Registry().resolve("minilm"), device="cpu", host="0.0.0.0", port=31999)
     assert server.argv[server.argv.index("--host") + 1] == "0.0.0.0"

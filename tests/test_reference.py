@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from pytest_embedeval.reference import ReferenceModel, _fit_to_tokens, compare_with_reference
-from pytest_embedeval.registry import Registry
-from pytest_embedeval.vectors import ShapeMismatch
-from pytest_embedeval.vectors import row_cosines as cosines
+from pytest_embedeval.measure.reference import ReferenceModel, _fit_to_tokens, compare_with_reference
+from pytest_embedeval.facts.registry import Registry
+from pytest_embedeval.facts.vector_math import ShapeMismatch
+from pytest_embedeval.facts.vector_math import row_cosines as cosines
 
 
 def unit(rows):

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_embedeval.registry import (
+from pytest_embedeval.facts.registry import (
     ModelConfigError,
     Registry,
     UnknownModelError,

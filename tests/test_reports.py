@@ -94,7 +94,7 @@ def test_xdist_workers_merge_into_one_report(pytester, run_suite):
 
 
 def test_gpus_on_a_machine_without_them_is_a_clear_error(pytester):
-    from pytest_embedeval.engines.sglang import detect_device
+    from pytest_embedeval.serve.sglang import detect_device
 
     if detect_device() == "cuda":
         pytest.skip("this machine has GPUs")

@@ -2,9 +2,9 @@
 
 import pytest
 
-from pytest_embedeval import settings as settings_module
-from pytest_embedeval.servers import server_for
-from pytest_embedeval.settings import worker_gpus
+from pytest_embedeval.run import settings as settings_module
+from pytest_embedeval.serve.serving import server_for
+from pytest_embedeval.run.settings import worker_gpus
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_embedeval.engines import compat
-from pytest_embedeval.engines.sglang import ServerError, SGLangServer, build_argv
-from pytest_embedeval.registry import Registry
+from pytest_embedeval.facts.server_access import compat
+from pytest_embedeval.serve.sglang import ServerError, SGLangServer, build_argv
+from pytest_embedeval.facts.registry import Registry
 
 OLDEST = "0.5.20"
 

@@ -19,15 +19,15 @@ from standin_models import (
 )
 from torch.utils.data import DataLoader
 
-from pytest_embedeval.accuracy.encoder import ServerEncoder
-from pytest_embedeval.client import EmbeddingClient
-from pytest_embedeval.engines.external import environment_for
-from pytest_embedeval.engines.sglang import SGLangServer
-from pytest_embedeval.reference import (
+from pytest_embedeval.measure.accuracy.encoder import ServerEncoder
+from pytest_embedeval.serve.client import EmbeddingClient
+from pytest_embedeval.serve.external import environment_for
+from pytest_embedeval.serve.sglang import SGLangServer
+from pytest_embedeval.measure.reference import (
     LONGEST_PROBE_TOKENS, ReferenceModel, compare_with_reference, min_cosine_for, parameter_count, place_reference,
 )
-from pytest_embedeval.registry import Registry, spec_from_directory
-from pytest_embedeval.vectors import row_cosines
+from pytest_embedeval.facts.registry import Registry, spec_from_directory
+from pytest_embedeval.facts.vector_math import row_cosines
 
 ALIASES = {"qwen3-4b": QWEN3_ID, "bge-large-zh": BGE_ZH_ID}
 QUERIES = ["如何重置我的密码？", "What is the capital of China?", "显卡驱动怎么更新"]
@@ -206,7 +206,7 @@ def test_a_4b_model_is_referenced_on_the_cpu_beside_its_server_with_shorter_prob
 
 
 def test_a_reference_that_fits_nowhere_says_so():
-    from pytest_embedeval.reference import ReferenceUnavailable
+    from pytest_embedeval.measure.reference import ReferenceUnavailable
 
     with pytest.raises(ReferenceUnavailable, match=r"GPUs have at most 9.0 GiB free, and the host has 8.0 GiB"):
         place_reference(4_021_774_336, {0: 9 * 2**30}, 8 * 2**30)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pytest_embedeval.registry import BUILTIN_ALIASES, Registry
+from pytest_embedeval.facts.registry import BUILTIN_ALIASES, Registry
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"

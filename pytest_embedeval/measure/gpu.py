@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..nvml import nvml
+from ..facts.nvml import nvml
 from .memory import process_tree
 
 PER_PROCESS = "per-process (NVML)"
@@ -22,15 +22,6 @@ class GpuMemory:
             return f"{self.method}, GPUs {list(self.devices)}"
         return (f"{self.method}, GPUs {list(self.devices)}: NVML does not list the server's pids (a container's "
                 "pid namespace?), so this is device memory used now minus before the server started")
-
-
-def device_used_bytes(indexes: list[int] | None = None) -> dict[int, int]:
-    """Memory in use on each GPU (all, or ``indexes``); {} when there is no NVML."""
-    with nvml() as lib:
-        if lib is None:
-            return {}
-        chosen = indexes if indexes is not None else range(lib.nvmlDeviceGetCount())
-        return {i: int(lib.nvmlDeviceGetMemoryInfo(lib.nvmlDeviceGetHandleByIndex(i)).used) for i in chosen}
 
 
 def tree_gpu_memory(pid: int, before: dict[int, int], indexes: list[int] | None = None) -> GpuMemory | None:

@@ -16,7 +16,7 @@ import aiohttp
 import orjson
 from pytest_benchmark.timers import default_timer
 
-from ..engines import auth_headers
+from ..facts.server_access import auth_headers
 
 
 class MalformedBody(ValueError):

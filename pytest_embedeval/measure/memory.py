@@ -6,7 +6,7 @@ import time
 
 import psutil
 
-from ..processes import process_tree
+from ..serve.processes import process_tree
 
 
 def tree_pss_bytes(pid: int) -> int:

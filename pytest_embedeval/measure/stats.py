@@ -63,16 +63,16 @@ def ratio_interval(measured, baseline, statistic=np.mean, confidence: float = CO
     return float(low), float(high)
 
 
-def paired_ratio(candidate, reference, center=np.mean, confidence: float = CONFIDENCE, resamples: int = 2000,
+def paired_ratio(candidate, incumbent, center=np.mean, confidence: float = CONFIDENCE, resamples: int = 2000,
                  seed: int = 0) -> tuple[float, tuple[float, float]]:
-    """The typical candidate[i] / reference[i] over pairs, with its bootstrap interval.
+    """The typical candidate[i] / incumbent[i] over pairs, with its bootstrap interval.
 
     Each pair was measured back to back (A B B A ...), so a busy moment slows both sides of a pair
     alike and cancels in its ratio; the spread of the ratios across pairs is what is left, and what
     the interval measures. ``center`` of the log ratios: np.mean gives the geometric mean, np.median
     the median pair. Logs make a 10% slower and a 10% faster pair weigh the same.
     """
-    logs = np.log(np.asarray(candidate, dtype=float) / np.asarray(reference, dtype=float))
+    logs = np.log(np.asarray(candidate, dtype=float) / np.asarray(incumbent, dtype=float))
     point = float(np.exp(center(logs)))
     if logs.size < 2 or np.ptp(logs) == 0:
         return point, (point, point)

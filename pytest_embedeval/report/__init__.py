@@ -35,8 +35,8 @@ def sections(session) -> list[tuple[str, str, dict]]:
                           verdict_table(model_run.verdicts), {}))
         paired = pair_table(model_run.verdicts)
         if paired:
-            found.append((f"embedeval: {model_run.model}, candidate vs reference "
-                          f"({model_run.server.get('reference', {}).get('described', 'the reference server')})",
+            found.append((f"embedeval: {model_run.model}, candidate vs incumbent "
+                          f"({model_run.server.get('incumbent', {}).get('described', 'the incumbent server')})",
                           paired, {}))
     for model, changes in session.updates.items():
         lines = [diff_table(changes)]
@@ -61,8 +61,8 @@ def sections(session) -> list[tuple[str, str, dict]]:
 
 def _missing_machine_baselines(run) -> list[tuple[str | None, str, dict]]:
     """One line per model whose timed or memory figures had nothing to compare with on this machine."""
-    from ..metrics import metric
-    from ..verdicts import Outcome
+    from ..facts.metrics import metric
+    from ..judge.verdicts import Outcome
 
     lines = []
     for model_run in run.models.values():
@@ -78,8 +78,8 @@ def _missing_machine_baselines(run) -> list[tuple[str | None, str, dict]]:
 
 def write_files(session, settings) -> list[Path]:
     """The JSON report, github-action-benchmark and pytest-benchmark files, the step summary, the chart."""
-    from .. import environment
-    from ..session import machine_info
+    from ..facts import environment
+    from ..run.session import machine_info
     from ..store.files import write_atomically
 
     run, written = session.run, session.written

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from ..store.baselines import ModelBaselines
 from .tables import table
-from ..results import ModelRun
-from ..verdicts import format_value
-from ..metrics import metric, parse_label
+from ..run.record import ModelRun
+from ..judge.verdicts import format_value
+from ..facts.metrics import metric, parse_label
 
 # (row label, metric name); the memory row takes GPU memory, else host memory.
 ROWS = (
@@ -81,7 +81,7 @@ def comparison_table(runs: list[ModelRun], baselines: dict[str, ModelBaselines],
 
 
 def _series(run: ModelRun) -> list[tuple[str, list[float], float]]:
-    """(label, p50/p90/p99 ms, tokens/s) of the run's server, and of its paired reference where there is one."""
+    """(label, p50/p90/p99 ms, tokens/s) of the run's server, and of its paired incumbent where there is one."""
     found = _measured(run, ("max_throughput_tokens_per_s", "throughput_tokens_per_s"))
     latencies = [(_measured(run, (name,)) or ("", 0.0))[1] for name in _PERCENTILES]
     series = [(run.model, latencies, found[1] if found else 0.0)]
@@ -89,7 +89,7 @@ def _series(run: ModelRun) -> list[tuple[str, list[float], float]]:
     if "paired_latency_p50_ratio" in pairs or "paired_throughput_ratio" in pairs:
         p50 = pairs.get("paired_latency_p50_ratio", (float("nan"),))[0]
         tokens = pairs.get("paired_throughput_ratio", (0.0,))[0]
-        series.append((f"{run.model} (reference)", [p50, float("nan"), float("nan")], tokens))
+        series.append((f"{run.model} (incumbent)", [p50, float("nan"), float("nan")], tokens))
     return series
 
 
@@ -97,7 +97,7 @@ _PERCENTILES = ("latency_p50_ms", "latency_p90_ms", "latency_p99_ms")
 
 
 def chart(runs: list[ModelRun], path: Path) -> Path:
-    """Latency percentiles and throughput per model (and per paired reference: p50 only), as a PNG."""
+    """Latency percentiles and throughput per model (and per paired incumbent: p50 only), as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 from ..store.files import write_atomically
-from ..metrics import EXACT, HIGHER, metric, parse_label
+from ..facts.metrics import EXACT, HIGHER, metric, parse_label
 from .tables import diff_table, pair_table, verdict_table
-from ..results import Run
+from ..run.record import Run
 
 
 def append_step_summary(run: Run, path: Path, updates: dict | None = None) -> None:
@@ -22,8 +22,8 @@ def append_step_summary(run: Run, path: Path, updates: dict | None = None) -> No
                   verdict_table(model_run.verdicts, markdown=True), ""]
         paired = pair_table(model_run.verdicts, markdown=True)
         if paired:
-            reference = model_run.server.get("reference", {}).get("described", "the reference server")
-            lines += [f"Candidate against {reference}, measured side by side:", "", paired, ""]
+            incumbent = model_run.server.get("incumbent", {}).get("described", "the incumbent server")
+            lines += [f"Candidate against {incumbent}, measured side by side:", "", paired, ""]
         if updates and model_run.model in updates:
             lines += [f"Baseline update for {model_run.model}:", "",
                       diff_table(updates[model_run.model], markdown=True), ""]

@@ -6,8 +6,8 @@ import math
 from collections.abc import Iterable, Sequence
 
 from ..store.baselines import Change, ModelBaselines
-from ..verdicts import Outcome, Verdict, format_value
-from ..metrics import CATALOGUE, PAIRED_SCORE, metric, parse_label
+from ..judge.verdicts import Outcome, Verdict, format_value
+from ..facts.metrics import CATALOGUE, PAIRED_SCORE, metric, parse_label
 
 PAIRED = {name for name, definition in CATALOGUE.items() if definition.pair_unit or name == "paired_min_cosine"}
 
@@ -52,18 +52,18 @@ def verdict_table(verdicts: Iterable[Verdict], markdown: bool = False) -> str:
 
 
 def pair_table(verdicts: Iterable[Verdict], markdown: bool = False) -> str:
-    """The paired figures: reference, candidate, their ratio (or difference) with its interval, and the verdict."""
+    """The paired figures: incumbent, candidate, their ratio (or difference) with its interval, and the verdict."""
     rows = []
     for v in sorted((v for v in verdicts if v.metric in PAIRED or v.metric.startswith(PAIRED_SCORE)),
                     key=lambda v: (not v.failing, _ORDER[v.outcome], v.label)):
         unit = metric(v.metric).pair_unit or v.unit
-        reference, candidate = (format_value(x, unit) for x in v.pair) if v.pair else ("-", "-")
-        rows.append((v.label, reference, candidate, format_value(v.measured, v.unit),
+        incumbent, candidate = (format_value(x, unit) for x in v.pair) if v.pair else ("-", "-")
+        rows.append((v.label, incumbent, candidate, format_value(v.measured, v.unit),
                      f"{v.interval[0]:.4g}..{v.interval[1]:.4g}" if v.interval else "-", v.tolerance or "-",
                      _verdict_text(v)))
     if not rows:
         return ""
-    return table(("metric", "reference", "candidate", "candidate vs reference", "95% CI", "tolerance", "verdict"),
+    return table(("metric", "incumbent", "candidate", "candidate vs incumbent", "95% CI", "tolerance", "verdict"),
                  rows, markdown)
 
 

@@ -18,7 +18,7 @@
     context_length = { value = 8192, disputed = "the model has 512 positions" }   # kept, never compared
 
 A profile may also say ``deployment = "--quantization fp8"`` (the server flags that change results) and
-``paired = true`` (measured beside a paired reference): a figure is judged only by a profile of its own.
+``paired = true`` (measured beside a paired incumbent): a figure is judged only by a profile of its own.
 The store holds and writes data; which figure judges which is the judge's (``judge.py``).
 
 Loading validates everything and names the file and field of any mistake, before a server boots.
@@ -38,9 +38,9 @@ from pathlib import Path
 
 import tomlkit
 
-from ..hardware import ANY, HardwareProfile
-from ..metrics import EXACT, Tolerance, metric, parse_label
-from ..names import safe_name
+from ..facts.hardware import ANY, HardwareProfile
+from ..facts.metrics import EXACT, Tolerance, metric, parse_label
+from ..facts.names import safe_name
 from .files import inside, locked, remove_stale_temporaries, write_atomically
 
 SOURCES = ("article", "official", "measured")

@@ -48,7 +48,7 @@ class ItemStore:
         path = self.path(model, name, metric)
         if not path.exists():
             return None
-        from ..accuracy.items import PairItems, QueryItems
+        from ..measure.accuracy.items import PairItems, QueryItems
 
         try:
             with np.load(path, allow_pickle=False) as data:

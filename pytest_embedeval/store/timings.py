@@ -1,4 +1,4 @@
-"""Request timings in pytest-benchmark's JSON format.
+"""The store of request timings (``measure/timing.py``'s), in pytest-benchmark's JSON format.
 
 Two uses of one format:
 
@@ -17,35 +17,16 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import platform
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest_benchmark
 from pytest_benchmark.stats import Stats
 from pytest_benchmark.utils import get_commit_info
 
+from ..measure.timing import Timing
 from .baselines import BaselineError
 from .files import inside, locked, write_atomically
-
-
-@dataclass
-class Timing:
-    """One marker measurement: every request's latency in seconds, and the shape that produced them."""
-
-    name: str  # "latency batch 1 x 128 tokens": equal names are comparable
-    samples: list[float]
-    params: dict = field(default_factory=dict)  # batch_size, tokens, concurrency
-    test: str = ""  # the pytest node id
-    extra: dict = field(default_factory=dict)  # figures that are not timings (tokens/s, ...)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "Timing":
-        return cls(**data)
-
-
-def timing_name(kind: str, batch_size: int, tokens: int, concurrency: int = 1) -> str:
-    shape = f"batch {batch_size} x {tokens} tokens"
-    return f"{kind} {shape}" if concurrency == 1 else f"{kind} {shape}, concurrency {concurrency}"
 
 
 def _benchmark(timing: Timing, group: str) -> dict:

@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import openai
 
-from .vectors import degenerate_rows
+from ..facts.vector_math import degenerate_rows
 
 
 class EmbeddingRequestError(RuntimeError):

@@ -29,3 +29,12 @@ def gpu_memory(indexes: list[int] | None = None) -> dict[int, tuple[int, int]]:
         chosen = indexes if indexes is not None else range(lib.nvmlDeviceGetCount())
         info = {i: lib.nvmlDeviceGetMemoryInfo(lib.nvmlDeviceGetHandleByIndex(i)) for i in chosen}
         return {i: (int(m.total), int(m.free)) for i, m in info.items()}
+
+
+def device_used_bytes(indexes: list[int] | None = None) -> dict[int, int]:
+    """Memory in use on each GPU (all, or ``indexes``); {} when there is no NVML."""
+    with nvml() as lib:
+        if lib is None:
+            return {}
+        chosen = indexes if indexes is not None else range(lib.nvmlDeviceGetCount())
+        return {i: int(lib.nvmlDeviceGetMemoryInfo(lib.nvmlDeviceGetHandleByIndex(i)).used) for i in chosen}

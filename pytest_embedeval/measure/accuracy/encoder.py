@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from mteb.abstasks.task_metadata import TaskMetadata
     from torch.utils.data import DataLoader
 
-    from ..client import EmbeddingClient
-    from ..registry import ModelSpec
+    from ...serve.client import EmbeddingClient
+    from ...facts.registry import ModelSpec
 
 
 def _parameter_count(text: str | None) -> int | None:

@@ -1,6 +1,6 @@
 """Ends a server's processes when the pytest that started it dies without cleaning up (kill -9, OOM killer).
 
-    python -m pytest_embedeval.engines.watchdog PARENT_PID SERVER_PID [--remove FILE] [--mask LOG]
+    python -m pytest_embedeval.serve.watchdog PARENT_PID SERVER_PID [--remove FILE] [--mask LOG]
 
 Started by SGLangServer next to the server, in a session of its own (Ctrl-C in the terminal does not reach
 it; pytest's own teardown stops the server and then this process). It polls its parent: once the parent is

@@ -7,10 +7,10 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import __version__
-from .hardware import HardwareProfile
-from .store.timings import Timing
-from .verdicts import Verdict
+from .. import __version__
+from ..facts.hardware import HardwareProfile
+from ..store.timings import Timing
+from ..judge.verdicts import Verdict
 
 FORMAT = "pytest-embedeval/run/1"
 

@@ -15,17 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .registry import ModelSpec
-from .vectors import ShapeMismatch, is_half_precision, row_cosines
+from ..facts.registry import ModelSpec
+from ..facts.vector_math import ShapeMismatch, row_cosines
 
-
-def min_cosine_for(dtype: str) -> float:
-    """fp32 servers must match the fp32 reference to rounding noise; half precision rounds every layer. The
-    tolerances are reference_min_cosine's own (metrics.CATALOGUE, the one table of defaults)."""
-    from .judge import tolerance
-    from .metrics import metric
-
-    return 1.0 - tolerance(metric("reference_min_cosine"), half_precision=is_half_precision(dtype)).value
 
 # Long enough to exercise the model's whole window on GPU runners, short enough that the
 # in-process reference of a 4B model on a GPU does not take minutes (on a CPU see place_reference).
@@ -283,18 +275,17 @@ class ReferenceMismatch(AssertionError):
     """Served vectors that are not the reference's: a sentence naming the texts, or both shapes."""
 
 
-def check_served(client, reference: ReferenceModel, dtype: str, texts: list[str] | None = None,
-                 min_cosine: float | None = None) -> np.ndarray:
-    """The per-text cosines of served vs reference vectors; raises ``ReferenceMismatch`` when any is too low.
+def check_served(client, reference: ReferenceModel, texts: list[str] | None, min_cosine: float) -> np.ndarray:
+    """The per-text cosines of served vs reference vectors; raises ``ReferenceMismatch`` when any is below
+    ``min_cosine`` (the judge's ``reference_min_cosine`` for the server's dtype, unless the test gives one).
 
     Raises ``ReferenceUnavailable`` when the model's files are not here to compare with.
     """
     texts = texts or reference.probe_texts()
     expected = reference.encode(texts)
     served = client.embed(texts)
-    threshold = min_cosine if min_cosine is not None else min_cosine_for(dtype)
     try:
-        drift = compare_with_reference(texts, served, expected, threshold)
+        drift = compare_with_reference(texts, served, expected, min_cosine)
     except ShapeMismatch as exc:
         raise ReferenceMismatch(f"reference check: {exc}") from None
     if drift is not None:

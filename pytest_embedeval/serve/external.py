@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..registry import ModelSpec
+from ..facts.registry import ModelSpec
 
-PACKAGE = "pytest_embedeval.engines.sglang_models"
+PACKAGE = "pytest_embedeval.serve.sglang_models"
 
 # Architecture -> the pooling SGLang's own implementation applies to embedding models.
 SGLANG_NATIVE_POOLING = {"BertModel": "cls"}

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .engines import API_KEY_ENV, check_server_args
-from .names import safe_name
+from ..facts.server_access import API_KEY_ENV, check_server_args
+from ..facts.names import safe_name
+from ..serve.placement import gpu_count
 
 LOCALHOST = "127.0.0.1"
 
@@ -62,16 +63,23 @@ OPTIONS = [
                                      "hub (default: offline)")),
     ("--embed-any-sglang", dict(**FLAG, help="boot an SGLang outside the version range this plugin is tested "
                                 "with, all the same")),
-    # A reference server measured beside the candidate, in the same minutes (paired verdicts).
-    ("--embed-reference-url", dict(default=None, metavar="URL", help="pair the server under test with a reference "
+    # The incumbent: the server you run now, measured beside the candidate in the same minutes (paired verdicts).
+    ("--embed-incumbent-url", dict(default=None, metavar="URL", help="pair the server under test with an incumbent "
                                    "server already running at URL")),
-    ("--embed-reference-python", dict(default=None, metavar="PYTHON", help="pair with a reference booted by "
+    ("--embed-incumbent-python", dict(default=None, metavar="PYTHON", help="pair with an incumbent booted by "
                                       "another virtualenv's python (the SGLang you run now)")),
-    ("--embed-reference-server-arg", dict(action="append", default=None, metavar="ARG", help="pair with a "
-                                          "reference booted with these SGLang arguments instead of the candidate's "
+    ("--embed-incumbent-server-arg", dict(action="append", default=None, metavar="ARG", help="pair with an "
+                                          "incumbent booted with these SGLang arguments instead of the candidate's "
                                           "(e.g. '' against '--quantization fp8')")),
-    ("--embed-reference-model", dict(default=None, metavar="MODEL", help="pair with a reference serving this "
+    ("--embed-incumbent-model", dict(default=None, metavar="MODEL", help="pair with an incumbent serving this "
                                      "model alias or directory (a model swap)")),
+    # The names these options had in 0.1 ("reference" now means only the in-process sentence-transformers
+    # model): accepted for one release, with a deprecation warning (_renamed).
+    *((old, dict(default=None, action="append" if old.endswith("-arg") else "store", metavar="ARG",
+                 help=f"deprecated: use {new}")) for old, new in [
+        ("--embed-reference-url", "--embed-incumbent-url"), ("--embed-reference-python", "--embed-incumbent-python"),
+        ("--embed-reference-server-arg", "--embed-incumbent-server-arg"),
+        ("--embed-reference-model", "--embed-incumbent-model")]),
 ]
 INI = {"embed_model": ("default model(s) when --embed-model is not given", "args", None),
        "embed_device": ("default for --embed-device", None, "auto"),
@@ -85,10 +93,10 @@ class SettingsError(ValueError):
 
 
 @dataclass(frozen=True)
-class Reference:
-    """The reference server a paired run measures beside the candidate."""
+class Incumbent:
+    """The incumbent server a paired run measures beside the candidate."""
 
-    spec: object  # registry.ModelSpec: the candidate's, or --embed-reference-model's
+    spec: object  # registry.ModelSpec: the candidate's, or --embed-incumbent-model's
     url: str | None = None  # already running; else the plugin boots it
     python: str | None = None  # another virtualenv's python; else this one
     server_args: tuple[str, ...] | None = None  # its own SGLang arguments; else the candidate's
@@ -125,13 +133,13 @@ class Settings:
     gpus: tuple[int, ...] | None
     host: str
     allow_downloads: bool
-    reference: Reference | None = None  # paired verdicts: a reference server beside the candidate
+    incumbent: Incumbent | None = None  # paired verdicts: an incumbent server beside the candidate
     any_sglang: bool = False  # --embed-any-sglang
     mteb_results: Path | None = None  # --embed-mteb-results
 
     def header(self) -> str:
         target = self.url or f"SGLang booted by the plugin, device {self.device}"
-        paired = f"; paired with {self.reference.describe()}" if self.reference else ""
+        paired = f"; paired with {self.incumbent.describe()}" if self.incumbent else ""
         return f"embedeval: models {', '.join(s.alias for s in self.specs)}; server: {target}{paired}"
 
     def exposure(self) -> str | None:
@@ -144,7 +152,7 @@ class Settings:
 
 def read(option: Callable[[str], Any], ini: Callable[[str], Any], rootpath: Path) -> Settings:
     """Settings from ``option(name)`` (command line, pytest's dest names) and ``ini(name)``."""
-    from .registry import DEFAULT_ALIAS, ModelConfigError, Registry, UnknownModelError
+    from ..facts.registry import DEFAULT_ALIAS, ModelConfigError, Registry, UnknownModelError
 
     names = [name.strip() for value in option("embed_model") for name in value.split(",")]
     names = [name for name in names if name] or ini("embed_model") or [DEFAULT_ALIAS]
@@ -192,38 +200,61 @@ def read(option: Callable[[str], Any], ini: Callable[[str], Any], rootpath: Path
         gpus=_gpus(option("embed_gpus")),
         host=option("embed_host") or LOCALHOST,
         allow_downloads=bool(option("embed_allow_downloads")),
-        reference=_reference(option, registry, specs),
+        incumbent=_incumbent(option, registry, specs),
         any_sglang=bool(option("embed_any_sglang")),
         mteb_results=path("embed_mteb_results"),
     )
 
 
-def _reference(option: Callable[[str], Any], registry, specs: list) -> Reference | None:
-    url, python = option("embed_reference_url"), option("embed_reference_python")
-    model = option("embed_reference_model")
-    arguments = option("embed_reference_server_arg")
+class OptionDeprecated(FutureWarning):
+    """An option under the name it had before: it still works for one release."""
+
+
+def _renamed(option: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``option`` that also reads each incumbent option's old name (--embed-reference-*), warning once per name."""
+    import warnings
+
+    def read(name: str):
+        value = option(name)
+        old = name.replace("incumbent", "reference")
+        if value in (None, []) and old != name and option(old) not in (None, []):
+            flag = "--" + old.replace("_", "-")
+            warnings.warn(OptionDeprecated(f"{flag} is deprecated: use {flag.replace('reference', 'incumbent')} "
+                                           "(the paired server is the incumbent; \"reference\" is the in-process "
+                                           "model of embed_check_reference)"), stacklevel=2)
+            return option(old)
+        return value
+
+    return read
+
+
+def _incumbent(option: Callable[[str], Any], registry, specs: list) -> Incumbent | None:
+    option = _renamed(option)
+    url, python = option("embed_incumbent_url"), option("embed_incumbent_python")
+    model = option("embed_incumbent_model")
+    arguments = option("embed_incumbent_server_arg")
     if not any((url, python, model, arguments is not None)):
         return None
     if len(specs) > 1 and model:
-        raise SettingsError("--embed-reference-model pairs one model with another: pass one --embed-model with it")
+        raise SettingsError("--embed-incumbent-model pairs one model with another: pass one --embed-model with it")
     if python and not (Path(python).is_file() and os.access(python, os.X_OK)):
-        raise SettingsError(f"--embed-reference-python {python}: no executable python there; give the path of "
+        raise SettingsError(f"--embed-incumbent-python {python}: no executable python there; give the path of "
                             "another virtualenv's interpreter, e.g. /opt/sglang-old/bin/python")
     if url and (python or arguments is not None):
-        raise SettingsError("--embed-reference-url names a server that is already running: it takes no "
-                            "--embed-reference-python or --embed-reference-server-arg")
-    from .registry import ModelConfigError, UnknownModelError
+        raise SettingsError("--embed-incumbent-url names a server that is already running: it takes no "
+                            "--embed-incumbent-python or --embed-incumbent-server-arg")
+    from ..facts.registry import ModelConfigError, UnknownModelError
 
     try:
         spec = registry.resolve(model) if model else specs[0]
     except (UnknownModelError, ModelConfigError) as exc:
-        raise SettingsError(f"--embed-reference-model: {exc}") from None
+        raise SettingsError(f"--embed-incumbent-model: {exc}") from None
     server_args = None if arguments is None else tuple(a for value in arguments for a in shlex.split(value))
     try:
-        check_server_args(server_args or (), "--embed-reference-server-arg")
+        check_server_args(server_args or (), "--embed-incumbent-server-arg")
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
-    return Reference(spec, url, python, server_args)
+    return Incumbent(spec, url, python, server_args)
 
 
 def _seconds(ini: Callable[[str], Any], name: str) -> float:
@@ -252,27 +283,3 @@ def _gpus(value: str | None) -> tuple[int, ...] | None:
     if missing:
         raise SettingsError(f"--embed-gpus {value}: this machine has GPUs 0..{present - 1}; no GPU {missing[0]}")
     return wanted
-
-
-def gpu_count() -> int:
-    from .hardware import gpu_names
-
-    return len(gpu_names()[0])
-
-
-def worker_gpus(gpus: tuple[int, ...] | None, worker: str | None, device: str) -> tuple[int, ...] | None:
-    """The GPUs one server may use: under pytest-xdist, one GPU per worker, round-robin (gw0 the first).
-
-    Without --embed-gpus, workers on a GPU host still get one GPU each, so that ``pytest -n 4`` does
-    not boot four servers onto GPU 0.
-    """
-    if worker is None:
-        return gpus
-    if gpus is None:
-        if device == "cpu":
-            return None
-        count = gpu_count()
-        if count == 0:
-            return None
-        gpus = tuple(range(count))
-    return (gpus[int(worker.removeprefix("gw")) % len(gpus)],)

@@ -26,7 +26,7 @@ class HardwareProfile:
     engine: str  # "sglang"
     dtype: str  # as the server was configured: "float32", "bfloat16", "auto"
     deployment: str = ""  # the server flags that change results ("--quantization fp8 --tp-size 2"); "" = none
-    paired: bool = False  # it shared the machine with a paired reference server (half the cores, or GPU memory)
+    paired: bool = False  # it shared the machine with a paired incumbent server (half the cores, or GPU memory)
 
     def __str__(self) -> str:
         parts = [self.hardware, self.engine, self.dtype, self.deployment, "paired" if self.paired else ""]

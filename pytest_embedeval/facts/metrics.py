@@ -46,7 +46,7 @@ class Metric:
     tolerance: Tolerance
     description: str
     fixed_baseline: float | None = None  # the same everywhere: never stored, never updated, never accepted
-    pair_unit: str | None = None  # a paired figure: the unit of the reference's and the candidate's own values
+    pair_unit: str | None = None  # a paired figure: the unit of the incumbent's and the candidate's own values
     half_precision: Tolerance | None = None  # the default for a half-precision server, which rounds every layer
 
     @property
@@ -68,7 +68,7 @@ def _m(name, unit, better, tolerance, description, fixed_baseline=None, pair_uni
 
 
 def _paired(name, better, tolerance, description, pair_unit, unit="ratio", baseline=1.0, half=None) -> Metric:
-    # Candidate against a reference server measured in the same minutes: equal servers give 1 (or 0).
+    # Candidate against an incumbent server measured in the same minutes: equal servers give 1 (or 0).
     return _m(name, unit, better, tolerance, description, fixed_baseline=baseline, pair_unit=pair_unit, half=half)
 
 
@@ -102,19 +102,19 @@ CATALOGUE: dict[str, Metric] = {m.name: m for m in (
        fixed_baseline=0.0),
     # Paired figures: the two servers' windows alternate, so both see the same noise and the ratio keeps the
     # difference; that is why their tolerances can be a third of the stored-baseline ones.
-    _paired("paired_latency_p50_ratio", LOWER, "5%", "median of the request pairs' latency ratios, candidate / reference",
+    _paired("paired_latency_p50_ratio", LOWER, "5%", "median of the request pairs' latency ratios, candidate / incumbent",
             "ms"),
-    _paired("paired_latency_mean_ratio", LOWER, "5%", "candidate / reference mean latency, paired requests", "ms"),
-    _paired("paired_throughput_ratio", HIGHER, "5%", "candidate / reference tokens/s, paired windows", "tokens/s"),
-    _paired("paired_memory_ratio", LOWER, "10%", "candidate / reference memory of the server", "B"),
+    _paired("paired_latency_mean_ratio", LOWER, "5%", "candidate / incumbent mean latency, paired requests", "ms"),
+    _paired("paired_throughput_ratio", HIGHER, "5%", "candidate / incumbent tokens/s, paired windows", "tokens/s"),
+    _paired("paired_memory_ratio", LOWER, "10%", "candidate / incumbent memory of the server", "B"),
     # Two servers of the same files and dtype compute the same vectors: to ~1e-7 in float32.
-    _paired("paired_min_cosine", HIGHER, 0.0001, "worst cosine of a probe text, candidate vs reference vectors",
+    _paired("paired_min_cosine", HIGHER, 0.0001, "worst cosine of a probe text, candidate vs incumbent vectors",
             None, unit="cosine", half=0.001),
 )}
 
 # Scores of any mteb task or user data set: "mteb:<TaskName>" and "data:<name>", 0-100 points.
 SCORE_FAMILIES = ("mteb:", "data:")
-PAIRED_SCORE = "paired:"  # paired:mteb:<TaskName>: the candidate's score minus the reference's
+PAIRED_SCORE = "paired:"  # paired:mteb:<TaskName>: the candidate's score minus the incumbent's
 
 
 def metric(name: str) -> Metric:
@@ -126,7 +126,7 @@ def metric(name: str) -> Metric:
     if name.startswith(PAIRED_SCORE) and name.removeprefix(PAIRED_SCORE).startswith(SCORE_FAMILIES):
         score = name.removeprefix(PAIRED_SCORE)
         # Half the stored tolerance: the same items on both sides, so their own spread cancels.
-        return _paired(name, HIGHER, 0.25, f"candidate - reference score of {score.split(':', 1)[1]}, points",
+        return _paired(name, HIGHER, 0.25, f"candidate - incumbent score of {score.split(':', 1)[1]}, points",
                        "points", unit="points", baseline=0.0)
     raise KeyError(
         f"unknown metric {name!r}; known: {', '.join(CATALOGUE)}, or mteb:<TaskName> / data:<name> for task scores"

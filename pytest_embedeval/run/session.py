@@ -12,13 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
 
-from .judge import Figure, Judge, Policy
-from .markers import MARKERS, TIMED, Measured, Measurement, MeasurementError, Target
-from .metrics import label
-from .results import ModelRun, Run
-from .store import BaselineError, Change, Store, profile_name, vectors_name
-from .store.baselines import update as update_baselines
-from .verdicts import Outcome, Verdict
+from ..judge.rules import Figure, Judge, Policy
+from ..measure.markers import MARKERS, TIMED, Measured, Measurement, MeasurementError, Target
+from ..facts.metrics import label
+from .record import ModelRun, Run
+from ..store import BaselineError, Change, Store, profile_name, vectors_name
+from ..store.baselines import update as update_baselines
+from ..judge.verdicts import Outcome, Verdict
 
 __all__ = ["Policy", "RunSession"]
 
@@ -55,8 +55,8 @@ class RunSession:
     def open_server(self, server, *, hardware: str | None = None, api_key: str | None = None,
                     paired: bool = False) -> ModelRun:
         """The record of one model's server in this run: where its figures are kept and judged."""
-        from .hardware import HardwareProfile
-        from .results import model_facts
+        from ..facts.hardware import HardwareProfile
+        from .record import model_facts
 
         deployment = server.deployment()
         detected, machine = where_it_runs(server, deployment)
@@ -82,11 +82,11 @@ class RunSession:
     def judge(self, model_run: ModelRun, measurement: Measurement, *, tolerance=None, paired_tolerance=None,
               test: str | None = None, timings: list = ()) -> Verdict:
         """The verdict on one figure; records nothing. Raises ValueError naming a bad metric or tolerance."""
-        from .vectors import is_half_precision
+        from ..facts.vector_math import is_half_precision
 
         dtypes = [model_run.profile.dtype]
         if measurement.metric.startswith("paired"):  # either server's half precision rounds the pair's figure
-            dtypes.append(model_run.server.get("reference", {}).get("dtype", ""))
+            dtypes.append(model_run.server.get("incumbent", {}).get("dtype", ""))
         figure = Figure(label(measurement.metric, measurement.shape), float(measurement.value),
                         measurement.interval, measurement.note, measurement.pair, measurement.missing)
 
@@ -109,8 +109,8 @@ class RunSession:
                                        label(measurement.metric, measurement.shape))
         if stored is None:
             return None
-        from .accuracy.items import score
-        from .accuracy.paired import paired_difference_interval
+        from ..measure.accuracy.items import score
+        from ..measure.accuracy.paired import paired_difference_interval
 
         difference = paired_difference_interval(measurement.items, stored)
         if difference is None or abs(100 * score(stored) - baseline) > 1e-3:  # a hand-edited figure: no pairing
@@ -125,7 +125,7 @@ class RunSession:
             return None
         import math
 
-        from .measure import stats
+        from ..measure import stats
 
         samples = next((t.samples for t in timings if t.name == measurement.timing), None)
         key = (model_run.model, profile_name(model_run.profile))
@@ -158,31 +158,31 @@ class RunSession:
 
     # -- markers -----------------------------------------------------------------------------------
 
-    def target(self, model_run: ModelRun, server, client, settings, reference: tuple | None = None) -> Target:
+    def target(self, model_run: ModelRun, server, client, settings, incumbent: tuple | None = None) -> Target:
         """What a marker measures: the server through the run's one counted client, the stored vectors, and
-        in a paired run the reference ``(server, client)`` to measure beside it."""
+        in a paired run the incumbent ``(server, client)`` to measure beside it."""
         api_key, timeout = settings.api_key, settings.request_timeout
-        paired = Target(*reference, api_key=api_key, timeout=timeout, progress=self.progress) if reference else None
+        paired = Target(*incumbent, api_key=api_key, timeout=timeout, progress=self.progress) if incumbent else None
         return Target(server, client, api_key=api_key, progress=self.progress, update=self.policy.update,
-                      timeout=timeout, reference=paired, mteb_results=settings.mteb_results,
+                      timeout=timeout, incumbent=paired, mteb_results=settings.mteb_results,
                       stored_vectors=lambda: self.store.vectors.load(model_run.model, vectors_name(model_run.profile)))
 
-    def open_reference(self, model_run: ModelRun, server, described: str) -> None:
+    def open_incumbent(self, model_run: ModelRun, server, described: str) -> None:
         """Note in the run's record which server the candidate's paired figures were measured against."""
-        model_run.server["reference"] = {
+        model_run.server["incumbent"] = {
             "described": described, "url": server.url, "software": server.engine_info()[1], "dtype": server.dtype,
             **launch_record(server, None)}
 
-    def measure(self, model_run: ModelRun, marker: str, target: Target, arguments: dict,
+    def measure(self, model_run: ModelRun, marker: str, target: Target, arguments: dict, judging: dict | None = None,
                 test: str | None = None) -> list[Verdict]:
-        """Run a marker and record its figures.
+        """Run a marker with its measuring ``arguments`` and record its figures, judged with ``judging``
+        (the marker's tolerance and paired_tolerance, ``markers.arguments``).
 
         One window of a shared runner can be slow for reasons that are not the server's. A timed
         figure that regressed is measured in a second, independent window, and the second decides:
         a noisy minute then fails a test only if it happens twice in a row, a slower server every time.
         """
-        arguments = dict(arguments)
-        tolerances = {"tolerance": arguments.get("tolerance"), "paired_tolerance": arguments.get("paired_tolerance")}
+        tolerances = {"tolerance": None, "paired_tolerance": None, **(judging or {})}
         measured = _run_marker(marker, target, arguments)
         if marker in TIMED:
             first = [self.judge(model_run, m, **tolerances, timings=measured.timings) for m in measured.measurements]
@@ -210,8 +210,8 @@ class RunSession:
     def count_requests(self, model_run: ModelRun, client, before: tuple[int, int], test: str | None = None,
                        server: str = "") -> list[Verdict]:
         """The attempts ``client`` made since it counted ``before`` (attempts, failed attempts); any that
-        failed is a verdict of its own, even when retries hid it. ``server``: "reference" for the paired
-        reference's client, whose failures are its own figure."""
+        failed is a verdict of its own, even when retries hid it. ``server``: "incumbent" for the paired
+        incumbent's client, whose failures are its own figure."""
         attempts, failed = client.attempts - before[0], client.failed_attempts - before[1]
         counts = model_run.requests.setdefault(server or "candidate", {"attempts": 0, "failed": 0})
         counts["attempts"] += attempts
@@ -294,7 +294,7 @@ class RunSession:
 
 
 def _run_marker(marker: str, target: Target, arguments: dict) -> Measured:
-    from .client import EmbeddingRequestError
+    from ..serve.client import EmbeddingRequestError
 
     try:
         return MARKERS[marker](target, **arguments)
@@ -317,8 +317,8 @@ def where_it_runs(server, deployment: str) -> tuple[str, str]:
     """(hardware key, machine description) of the server's share of its machine. A server this run did not
     start runs on this machine only when its address is a loopback one; elsewhere its hardware is unknown
     (``--embed-hardware`` names it)."""
-    from .hardware import UNKNOWN, describe
-    from .deployment import gpu_count
+    from ..facts.hardware import UNKNOWN, describe
+    from ..facts.deployment import gpu_count
 
     if server.process is None and not is_loopback(server.url):
         return UNKNOWN, f"the machine behind {server.url} (not this one)"
@@ -339,9 +339,7 @@ def is_loopback(url: str) -> bool:
 
 
 def launch_record(server, api_key: str | None) -> dict:
-    """How a booted server was started (argv with the key masked, OpenMP threads): both shape its timings."""
-    from .engines.sglang import SGLangServer, redact
-
-    if not isinstance(server, SGLangServer):
-        return {"argv": None}
-    return {"argv": redact(server.argv, api_key), "omp_threads": server.omp_threads}
+    """How a booted server was started (argv with the key masked, OpenMP threads): both shape its timings.
+    A server met by URL has no argv to show."""
+    launch = getattr(server, "launch_record", None)
+    return launch(api_key) if launch else {"argv": None}

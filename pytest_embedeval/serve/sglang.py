@@ -21,9 +21,10 @@ from pathlib import Path
 import httpx
 import psutil
 
-from ..processes import process_tree
-from ..registry import ModelSpec
-from . import API_KEY_ENV, OWNED_OPTIONS, auth_headers, check_server_args, compat, external, owned_option
+from .processes import process_tree
+from ..facts.registry import ModelSpec
+from ..facts.server_access import API_KEY_ENV, OWNED_OPTIONS, auth_headers, check_server_args, owned_option
+from . import compat, external
 from .watchdog import end_session, mask_file
 
 LOCALHOST = "127.0.0.1"
@@ -35,7 +36,7 @@ class ServerError(RuntimeError):
 
 def detect_device() -> str:
     """'cuda' when NVML sees at least one GPU, else 'cpu'."""
-    from ..nvml import nvml
+    from ..facts.nvml import nvml
 
     with nvml() as lib:
         return "cuda" if lib is not None and lib.nvmlDeviceGetCount() > 0 else "cpu"
@@ -167,7 +168,7 @@ def build_argv(
         "--port", str(port),
         # The prefix (radix) cache reuses the hidden states of a shared prefix across requests.
         # Encoder models attend bidirectionally, so a cached [CLS] and prefix are wrong for the
-        # next text: cosine 0.44 against the reference for BERT models. Embeddings gain nothing
+        # next text: cosine 0.44 against the in-process reference for BERT models. Embeddings gain nothing
         # from it anyway: every request is a single forward pass.
         "--disable-radix-cache",
         # sentence-transformers truncates over-long inputs to the model's window; so must the server,
@@ -244,7 +245,7 @@ class SGLangServer:
     poll_interval: float = 0.2
     gpus: tuple[int, ...] | None = None  # pinned with CUDA_VISIBLE_DEVICES; None = what the environment says
     cpu_threads: int | None = None  # OMP_NUM_THREADS on a CPU unless the user set it; None = one per core
-    python: str = sys.executable  # another virtualenv's python runs its own SGLang (a paired reference)
+    python: str = sys.executable  # another virtualenv's python runs its own SGLang (a paired incumbent)
     offline: bool = True  # False only when the user allowed downloads (--embed-allow-downloads)
     any_sglang: bool = False  # --embed-any-sglang: boot an SGLang outside the tested range all the same
     progress: Callable[[str], None] | None = field(default=None, repr=False)  # a line every BOOT_REPORT_EVERY s
@@ -311,6 +312,10 @@ class SGLangServer:
             return os.environ["OMP_NUM_THREADS"]
         return str(self.cpu_threads) if self.device == "cpu" and self.cpu_threads else None
 
+    def launch_record(self, api_key: str | None) -> dict:
+        """How it was started, for the run's record: argv with the key masked, and OpenMP threads."""
+        return {"argv": redact(self.argv, api_key), "omp_threads": self.omp_threads}
+
     def write_config(self) -> None:
         """The ``--config`` YAML that carries the key: mode 0600, with the user's own --config merged in."""
         import yaml
@@ -359,7 +364,7 @@ class SGLangServer:
             )
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         if self.device != "cpu":
-            from ..measure.gpu import device_used_bytes
+            from ..facts.nvml import device_used_bytes
 
             self.gpu_memory_before = device_used_bytes(list(self.gpus) if self.gpus is not None else None)
         # 0600: SGLang writes its server arguments, key included, into this log before we can mask it.
@@ -410,7 +415,7 @@ class SGLangServer:
         # server's root only; SGLang's detokenizer and resource tracker outlived it).
         secret = ["--remove", str(self.config_path), "--mask", str(self.log_path)] if self.api_key else []
         self.watchdog = subprocess.Popen(
-            [sys.executable, "-m", "pytest_embedeval.engines.watchdog", str(os.getpid()), str(self.process.pid),
+            [sys.executable, "-m", "pytest_embedeval.serve.watchdog", str(os.getpid()), str(self.process.pid),
              *secret],
             stdin=subprocess.PIPE if self.api_key else subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -510,8 +515,8 @@ class SGLangServer:
     def deployment(self) -> str:
         """The flags of this launch that change results (a figure's identity): the user's own, from
         --embed-server-arg and the model's table, beyond what the plugin gives every launch of a built-in alias."""
-        from ..deployment import from_args
-        from ..registry import standard_args
+        from ..facts.deployment import from_args
+        from ..facts.registry import standard_args
 
         model_args = () if standard_args(self.spec) else self.spec.server_args
         return from_args([*model_args, *self.extra_args])

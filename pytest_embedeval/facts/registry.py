@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .engines import check_server_args
+from .server_access import check_server_args
 from .names import safe_name
 
 

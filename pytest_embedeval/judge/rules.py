@@ -32,8 +32,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from .hardware import ANY, UNKNOWN, HardwareProfile
-from .metrics import EXACT, HIGHER, Metric, Tolerance, label, metric, parse_label
+from ..facts.hardware import ANY, UNKNOWN, HardwareProfile
+from ..facts.metrics import EXACT, HIGHER, Metric, Tolerance, label, metric, parse_label
 from .verdicts import Outcome, Verdict, format_value
 
 # An interval wider than this many tolerance bands (each band being the width baseline +- tolerance) cannot tell
@@ -80,6 +80,14 @@ def tolerance(definition: Metric, *, half_precision: bool, paired: str | float |
     parsed = chosen if isinstance(chosen, Tolerance) else Tolerance.parse(chosen)
     definition.check_tolerance(parsed)
     return parsed
+
+
+def reference_min_cosine(dtype: str) -> float:
+    """The least cosine of a served vector to the in-process reference's: fp32 servers match to rounding noise,
+    half precision rounds every layer. reference_min_cosine's own tolerances (facts/metrics.py)."""
+    from ..facts.vector_math import is_half_precision
+
+    return 1.0 - tolerance(metric("reference_min_cosine"), half_precision=is_half_precision(dtype)).value
 
 
 def applies(profile, here: HardwareProfile, hardware_bound: bool) -> bool:
@@ -244,7 +252,7 @@ class Judge:
         """What an update does with each figure (``store.Change``), decided here and written by the store.
 
         ``current``: the model's baselines as the store holds them now (re-read under its lock)."""
-        from .store import Change
+        from ..store import Change
 
         latest = {}
         for v in verdicts:
@@ -286,6 +294,6 @@ def home_of(metric_name: str, here: HardwareProfile) -> HardwareProfile:
 
 
 def home_name(home: HardwareProfile) -> str:
-    from .store import profile_name
+    from ..store import profile_name
 
     return profile_name(home)

@@ -9,9 +9,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ..names import safe_name
-from ..registry import ModelSpec
-from . import auth_headers
+from ..facts.names import safe_name
+from ..facts.registry import ModelSpec
+from ..facts.server_access import auth_headers
 
 
 class UnreachableServer(RuntimeError):
@@ -124,13 +124,13 @@ class RemoteServer:
 
     def deployment(self) -> str:
         """The flags that change results, as the server reports them about itself ("" where it does not)."""
-        from ..deployment import from_server_info
+        from ..facts.deployment import from_server_info
 
         try:
             info = self._get("/get_server_info")
         except Exception:
             return ""
-        from ..registry import standard_args
+        from ..facts.registry import standard_args
         from .sglang import CPU_ARGS
 
         plugin_args = (CPU_ARGS if self.device == "cpu" else ()) + standard_args(self.spec)

@@ -10,7 +10,7 @@ import math
 from dataclasses import asdict, dataclass
 from enum import Enum
 
-from .metrics import label
+from ..facts.metrics import label
 
 
 class Outcome(str, Enum):
@@ -48,7 +48,7 @@ class Verdict:
     interval: tuple[float, float] | None = None  # confidence interval of the measurement
     test: str | None = None
     note: str | None = None  # how it was measured, when the figure needs it to be read right
-    pair: tuple[float, float] | None = None  # a paired figure: (reference's value, candidate's value)
+    pair: tuple[float, float] | None = None  # a paired figure: (incumbent's value, candidate's value)
     published: str | None = None  # published figures of the metric, shown beside it: "article 89 ms: +68%"
     shape: str | None = None  # what the marker measured it at: "batch 1 x 16 tokens"
     why: str | None = None  # an inconclusive or baseline-less verdict's reason, and what would settle it
@@ -97,11 +97,11 @@ class Verdict:
         )
 
     def pair_text(self) -> str:
-        """The two servers' own values: "36.5 ms vs reference 33.1 ms"."""
-        from .metrics import metric
+        """The two servers' own values: "36.5 ms vs incumbent 33.1 ms"."""
+        from ..facts.metrics import metric
 
         unit = metric(self.metric).pair_unit or self.unit
-        return f"{format_value(self.pair[1], unit)} vs reference {format_value(self.pair[0], unit)}"
+        return f"{format_value(self.pair[1], unit)} vs incumbent {format_value(self.pair[0], unit)}"
 
     def section(self) -> str:
         """The detail, as a small table: metric, baseline, measured, delta, tolerance."""

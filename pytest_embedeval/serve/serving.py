@@ -1,0 +1,91 @@
+"""Which servers a run tests: the candidate (booted for the model, or at a URL) and, in a paired run, the
+incumbent beside it; where each runs when they share a machine."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+from .remote import RemoteServer, UnreachableServer
+from .sglang import ServerError as _BootError
+from .placement import NoRoomForTwo, placement
+from .sglang import SGLangServer, detect_device
+
+
+CannotServe = (_BootError, UnreachableServer, NoRoomForTwo)  # no server to test, and the sentence says why
+
+
+def server_for(spec, settings, log_dir: Path, worker: str | None = None, *, incumbent: bool = False,
+               progress=None):
+    """The server (not yet started) for ``spec``: the candidate, or with ``incumbent`` the paired incumbent;
+    ``progress(line)`` hears how a long boot is going."""
+    if not settings.allow_downloads:
+        go_offline()
+    pair = settings.incumbent
+    url = pair.url if incumbent else settings.url
+    if url:
+        return RemoteServer(url, spec, api_key=settings.api_key)
+    device = detect_device() if settings.device == "auto" else settings.device
+    arguments = settings.server_args
+    if incumbent and pair.server_args is not None:
+        arguments = pair.server_args
+    allotted = placement(settings, device, worker, incumbent)
+    if allotted.memory_fraction and not any(a.startswith("--mem-fraction-static") for a in arguments):
+        arguments = (*arguments, "--mem-fraction-static", f"{allotted.memory_fraction:.3f}")
+    _unwind_on_sigterm()
+    return SGLangServer(
+        spec, device=device, extra_args=tuple(arguments), api_key=settings.api_key,
+        log_path=Path(log_dir) / f"sglang-{spec.alias}{'-incumbent' if incumbent else ''}.log",
+        boot_timeout=settings.boot_timeout, gpus=allotted.gpus, cpu_threads=allotted.cpu_threads,
+        host=settings.host, offline=not settings.allow_downloads,
+        python=(pair.python if incumbent and pair.python else sys.executable), any_sglang=settings.any_sglang,
+        progress=progress)
+
+
+def go_offline() -> None:
+    """Nothing at test time reaches the hub unless asked: a missing file fails fast and says so.
+
+    huggingface_hub and datasets read the variable once, at import: one imported before this (by the user's
+    conftest, say) would otherwise retry the unreachable hub with back-off for minutes.
+    """
+    for variable in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        os.environ[variable] = "1"
+    if "huggingface_hub.constants" in sys.modules:
+        sys.modules["huggingface_hub.constants"].HF_HUB_OFFLINE = True
+    if "datasets.config" in sys.modules:
+        sys.modules["datasets.config"].HF_HUB_OFFLINE = sys.modules["datasets.config"].HF_DATASETS_OFFLINE = True
+
+
+@contextmanager
+def serving(spec, settings, log_dir: Path, worker: str | None = None, *, incumbent: bool = False,
+            progress=None):
+    """The server for ``spec``, started for the block and always stopped after it."""
+    server = server_for(spec, settings, log_dir, worker, incumbent=incumbent, progress=progress)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+def client_for(server, settings, dimensions: int | None = None):
+    """The real ``openai`` client bound to ``server``, counting every attempt; close it (or use ``with``)."""
+    from .client import EmbeddingClient  # openai takes 0.6 s to import: not for every pytest run
+
+    return EmbeddingClient(server.url, server.served_model(), api_key=settings.api_key,
+                           timeout=settings.request_timeout, dimensions=dimensions)
+
+
+def _terminate_as_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _unwind_on_sigterm() -> None:
+    # A CI runner cancelling a job sends SIGTERM, whose default kills pytest without teardown.
+    # Unwinding as for Ctrl-C lets session teardown stop the servers instead of orphaning them.
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminate_as_interrupt)
