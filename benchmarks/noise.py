@@ -39,7 +39,7 @@ from pytest_embedeval.facts.registry import Registry
 from pytest_embedeval.run.record import ModelRun
 from pytest_embedeval.run.session import Policy, RunSession
 from pytest_embedeval.store import Store
-from pytest_embedeval.judge.rules.verdicts import Outcome
+from pytest_embedeval.judge.verdicts import Outcome
 
 HERE = HardwareProfile("cpu-noise", "sglang", "float32")
 

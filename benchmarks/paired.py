@@ -44,10 +44,10 @@ from pytest_embedeval.serve.sglang import SGLangServer
 from pytest_embedeval.facts.hardware import HardwareProfile
 from pytest_embedeval.facts.registry import Registry
 from pytest_embedeval.run.record import ModelRun
-from pytest_embedeval.serve.serving import paired_cpu_threads
+from pytest_embedeval.serve.placement import paired_cpu_threads
 from pytest_embedeval.run.session import Policy, RunSession
 from pytest_embedeval.store import Store
-from pytest_embedeval.judge.rules.verdicts import Outcome
+from pytest_embedeval.judge.verdicts import Outcome
 
 HERE = HardwareProfile("cpu-paired", "sglang", "float32")
 SETTINGS = SimpleNamespace(api_key=None, request_timeout=120.0, mteb_results=None)

@@ -22,7 +22,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from pytest_embedeval.measure import probes as drift, reference
+import pytest_embedeval
+from pytest_embedeval.measure import probes, reference
 
 QWEN3_ID = "Qwen/Qwen3-Embedding-4B"
 BGE_ZH_ID = "BAAI/bge-large-zh-v1.5"
@@ -42,8 +43,9 @@ class StandIn:
 
 def training_texts() -> list[str]:
     """The text the package ships (STS pairs, retrieval corpora, probe texts): English and Chinese."""
-    data = Path(drift.__file__).parent / "data"
-    texts = [*drift.PROBES, *reference.SHORT_TEXTS, reference._ENGLISH, reference._CHINESE]
+    data = Path(pytest_embedeval.__file__).parent / "data"
+    assert data.is_dir(), data  # an empty corpus would train another tokenizer, silently
+    texts = [*probes.PROBES, *reference.SHORT_TEXTS, reference._ENGLISH, reference._CHINESE]
     for path in sorted(data.rglob("*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
             row = json.loads(line)

@@ -34,7 +34,7 @@ from pytest_embedeval.measure.accuracy.tasks import shipped_data_dir
 from pytest_embedeval.facts.metrics import metric
 from pytest_embedeval.facts.registry import Registry
 from pytest_embedeval.judge.rules import compare
-from pytest_embedeval.judge.rules.verdicts import Outcome
+from pytest_embedeval.judge.verdicts import Outcome
 
 # The module, not the function the package exports under the same name.
 evaluate_module = sys.modules["pytest_embedeval.measure.accuracy.evaluate"]

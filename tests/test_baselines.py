@@ -14,7 +14,7 @@ from pytest_embedeval.store.baselines import BaselineError, BaselineStore, load,
 from pytest_embedeval.facts.hardware import cpu_family, HardwareProfile, gpu_hardware_id
 from pytest_embedeval.judge.rules import Figure, Judge, Policy, compare
 from pytest_embedeval.facts.metrics import Tolerance, metric
-from pytest_embedeval.judge.rules.verdicts import Outcome
+from pytest_embedeval.judge.verdicts import Outcome
 
 REPO_BASELINES = Path(__file__).parent.parent / "baselines"
 A100 = HardwareProfile("a100-80gb-x1", "sglang", "auto")

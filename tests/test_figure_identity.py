@@ -288,7 +288,7 @@ def test_a_figure_at_its_rounded_baseline_with_a_zero_width_interval_passes():
     # A stored score is rounded to 6 decimals; the interval of the change from its run is built around it.
     from pytest_embedeval.judge.rules import compare
     from pytest_embedeval.facts.metrics import metric
-    from pytest_embedeval.judge.rules.verdicts import Outcome
+    from pytest_embedeval.judge.verdicts import Outcome
 
     assert compare(metric("mteb:EmbedEvalSTS-en"), 74.9101318, 74.910132, interval=(74.910132, 74.910132))[0] \
         is Outcome.PASSED

@@ -221,7 +221,7 @@ def test_no_other_sglang_option_is_mistaken_for_host_port_or_key(sglang_parser):
 def test_a_long_boot_reports_its_progress_with_the_servers_last_log_line(tmp_path, monkeypatch):
     # A STAND-IN interpreter: an in-range SGLang to the version question, and a server that logs and never
     # becomes ready (the port stays closed), as SGLang does while it loads weights.
-    from pytest_embedeval.facts.server_access import compat, sglang
+    from pytest_embedeval.serve import compat, sglang
 
     fake = tmp_path / "python"
     fake.write_text('#!/bin/sh\ncase "$*" in\n'

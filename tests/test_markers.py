@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from pytest_embedeval.measure import markers
+from pytest_embedeval.measure.markers.target import check_tokens
 from pytest_embedeval.measure.load import LoadResult
 from pytest_embedeval.measure.memory import PeakSampler
 from pytest_embedeval.facts.hardware import HardwareProfile
@@ -17,7 +18,7 @@ from pytest_embedeval.measure.stats import percentile, percentile_interval, rati
 from pytest_embedeval.run.record import ModelRun
 from pytest_embedeval.run.session import Policy, RunSession
 from pytest_embedeval.store import Store
-from pytest_embedeval.store.timings import Timing
+from pytest_embedeval.measure.timing import Timing
 
 # -- the pure parts ---------------------------------------------------------------------------------
 
@@ -110,7 +111,7 @@ def test_the_sampler_keeps_under_its_cpu_share_however_costly_a_sample():
 def test_a_server_that_miscounts_tokens_gives_no_figure():
     result = LoadResult(concurrency=1, batch_size=2, latencies=[0.01] * 3, prompt_tokens=3 * 2 * 127)
     with pytest.raises(markers.MeasurementError, match="server counted 762 prompt tokens where the model's tokenizer counts 768"):
-        markers._check_tokens(result, 128)
+        check_tokens(result, 128)
 
 
 def test_failed_requests_give_no_figure():
@@ -122,6 +123,13 @@ def test_marker_arguments_are_checked_by_name():
     with pytest.raises(TypeError, match=r"@pytest.mark.embed_latency: .*'batchsize'.*accepted arguments: batch_size, tokens"):
         markers.bind("embed_latency", (), {"batchsize": 2})
     assert markers.bind("embed_throughput", (), {"sweep": True}).arguments["sweep"] is True
+
+
+def test_the_judges_arguments_are_split_from_the_measuring_ones():
+    measuring, judging = markers.arguments("embed_latency", (), {"batch_size": 2, "tolerance": "10%", "paired_tolerance": "3%"})
+    assert measuring == {"batch_size": 2} and judging == {"tolerance": "10%", "paired_tolerance": "3%"}
+    with pytest.raises(TypeError, match="accepted arguments: task, dimensions, batch_size, concurrency, tolerance$"):
+        markers.bind("embed_accuracy", (), {"paired_tolerance": 1})  # its paired scores have a built-in tolerance
 
 
 def test_every_marker_is_registered_with_its_signature(pytester):

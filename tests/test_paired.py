@@ -1,4 +1,4 @@
-"""Paired verdicts: the candidate and a reference server measured side by side, in the same minutes."""
+"""Paired verdicts: the candidate and an incumbent server measured side by side, in the same minutes."""
 
 import json
 import sys
@@ -10,7 +10,8 @@ from pytest_embedeval.run import settings as settings_module
 from pytest_embedeval.measure.accuracy.items import PairItems, bootstrap_interval, score
 from pytest_embedeval.measure.accuracy.paired import paired_difference_interval
 from pytest_embedeval.measure.stats import STATISTICS, paired_ratio, ratio_interval
-from pytest_embedeval.serve.serving import NoRoomForTwo, placement, server_for, share_one_gpu
+from pytest_embedeval.serve.placement import NoRoomForTwo, placement, share_one_gpu
+from pytest_embedeval.serve.serving import server_for
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -20,49 +21,49 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def windows(rng, pairs: int, slowdown: float) -> tuple[list, list]:
     """Per-window medians of two servers whose minutes are shared: a common factor moves both sides."""
     minute = rng.lognormal(0, 0.4, pairs)  # a busy neighbour: windows 0.5x to 2x slower, for both servers
-    reference = 30 * minute * rng.lognormal(0, 0.02, pairs)
+    incumbent = 30 * minute * rng.lognormal(0, 0.02, pairs)
     candidate = 30 * slowdown * minute * rng.lognormal(0, 0.02, pairs)
-    return candidate.tolist(), reference.tolist()
+    return candidate.tolist(), incumbent.tolist()
 
 
 def test_a_10_percent_slowdown_stands_out_of_shared_noise_that_swamps_a_stored_baseline():
     rng = np.random.default_rng(1)
-    candidate, reference = windows(rng, 16, 1.10)
-    ratio, (low, high) = paired_ratio(candidate, reference)
+    candidate, incumbent = windows(rng, 16, 1.10)
+    ratio, (low, high) = paired_ratio(candidate, incumbent)
     assert 1.07 < low < ratio < high < 1.13  # beyond a 5% band: a regression
     # The same windows against a figure stored on a quiet day: the noise is 4x the slowdown.
     stored = 30.0
     assert np.ptp(np.asarray(candidate) / stored) > 0.4
-    clean, clean_reference = windows(rng, 16, 1.0)
-    ratio, (low, high) = paired_ratio(clean, clean_reference)
+    clean, clean_incumbent = windows(rng, 16, 1.0)
+    ratio, (low, high) = paired_ratio(clean, clean_incumbent)
     assert low < 1.0 < high and high < 1.05  # no difference: inside the band
 
 
 def requests(rng, count: int, slowdown: float) -> tuple[np.ndarray, np.ndarray]:
     """Per-request latencies of two servers asked back to back: the moment's load moves both of a pair."""
     moment = rng.lognormal(0, 0.3, count)  # a neighbour's bursts, shared by the two requests of a pair
-    reference = 50 * moment * rng.lognormal(0, 0.05, count)
+    incumbent = 50 * moment * rng.lognormal(0, 0.05, count)
     candidate = 50 * slowdown * moment * rng.lognormal(0, 0.05, count)
-    return candidate, reference
+    return candidate, incumbent
 
 
 def test_request_pairs_resampled_together_tell_a_10_percent_slowdown_that_unpaired_resampling_hides():
     rng = np.random.default_rng(0)
     p50 = STATISTICS["p50"]
-    candidate, reference = requests(rng, 320, 1.10)
-    ratio, (low, high) = paired_ratio(candidate, reference, center=np.median)
+    candidate, incumbent = requests(rng, 320, 1.10)
+    ratio, (low, high) = paired_ratio(candidate, incumbent, center=np.median)
     assert 1.08 < low < ratio < high < 1.12  # the median pair: wholly beyond a 3% band
-    low, high = ratio_interval(candidate, reference, p50)  # the two medians, the pairs forgotten
+    low, high = ratio_interval(candidate, incumbent, p50)  # the two medians, the pairs forgotten
     assert low < 1.05 and high - low > 0.08  # the shared bursts count as noise: the slowdown is lost in it
-    clean, clean_reference = requests(rng, 320, 1.0)
-    ratio, (low, high) = paired_ratio(clean, clean_reference, center=np.median)
+    clean, clean_incumbent = requests(rng, 320, 1.0)
+    ratio, (low, high) = paired_ratio(clean, clean_incumbent, center=np.median)
     assert 0.97 < low < high < 1.03  # no difference: wholly inside a 3% band
 
 
 def test_a_pair_counts_a_change_past_the_tolerance_that_its_interval_tells_from_none():
     from pytest_embedeval.judge.rules import compare
     from pytest_embedeval.facts.metrics import Tolerance, metric
-    from pytest_embedeval.judge.rules.verdicts import Outcome
+    from pytest_embedeval.judge.verdicts import Outcome
 
     paired = metric("paired_latency_p50_ratio")
     # 6% slower, and the interval excludes 1: the pair measured both in the same moments, so this is the change.
@@ -83,20 +84,20 @@ def test_a_pair_counts_a_change_past_the_tolerance_that_its_interval_tells_from_
 
 def test_paired_tolerance_judges_the_ratios_and_tolerance_the_stored_figures(tmp_path):
     from pytest_embedeval.facts.hardware import HardwareProfile
-    from pytest_embedeval.measure.paired import latency_figures
+    from pytest_embedeval.measure.markers.embed_latency import latency_figures
     from pytest_embedeval.run.record import ModelRun
     from pytest_embedeval.run.session import Policy, RunSession
     from pytest_embedeval.store import Store
-    from pytest_embedeval.judge.rules.verdicts import Outcome
+    from pytest_embedeval.judge.verdicts import Outcome
 
     rng = np.random.default_rng(3)
-    reference = rng.lognormal(np.log(0.06), 0.2, 200)
-    candidate = reference * 1.05 * rng.normal(1, 0.01, 200)  # 5% slower, request by request
+    incumbent = rng.lognormal(np.log(0.06), 0.2, 200)
+    candidate = incumbent * 1.05 * rng.normal(1, 0.01, 200)  # 5% slower, request by request
     session = RunSession(Store(tmp_path), Policy(), progress=lambda line: None)
     model_run = session.open_model(ModelRun("m", HardwareProfile("cpu-2c-x", "sglang", "float32"), "", ""))
 
     def p50(paired_tolerance):
-        figure = latency_figures(list(candidate), list(reference), "test", "batch 1 x 128 tokens")[0]
+        figure = latency_figures(list(candidate), list(incumbent), "test", "batch 1 x 128 tokens")[0]
         # The marker's tolerance (here 15%, for the stored figures) reaches the judge with every figure.
         return session.judge(model_run, figure, tolerance="15%", paired_tolerance=paired_tolerance)
 
@@ -113,17 +114,17 @@ def test_equal_windows_give_a_ratio_of_one_with_no_spread():
 def test_a_drop_the_single_scores_cannot_tell_is_told_by_the_same_items_resampled_together():
     rng = np.random.default_rng(0)
     gold = rng.uniform(0, 5, 300)
-    reference = gold / 5 + rng.normal(0, 0.25, 300)  # cosines that follow the gold scores, noisily
-    candidate = reference.copy()
+    incumbent = gold / 5 + rng.normal(0, 0.25, 300)  # cosines that follow the gold scores, noisily
+    candidate = incumbent.copy()
     cut = gold > 3.5  # the most similar pairs lose a third of their contrast (long inputs cut short)
-    candidate[cut] = 0.7 * reference[cut] + 0.3 * reference.mean()
-    mine, theirs = [PairItems(candidate, gold)], [PairItems(reference, gold)]
+    candidate[cut] = 0.7 * incumbent[cut] + 0.3 * incumbent.mean()
+    mine, theirs = [PairItems(candidate, gold)], [PairItems(incumbent, gold)]
     low, high = bootstrap_interval(mine)
-    assert low < score(theirs) < high  # alone, the candidate's interval still holds the reference's score
+    assert low < score(theirs) < high  # alone, the candidate's interval still holds the incumbent's score
     low, high = paired_difference_interval(mine, theirs)
     assert -0.05 < low < high < -0.01  # together: about 3 points, wholly below a quarter point (0-1 scale)
     assert paired_difference_interval(theirs, theirs) == (0.0, 0.0)
-    assert paired_difference_interval(mine, [PairItems(reference[:-1], gold[:-1])]) is None  # items must line up
+    assert paired_difference_interval(mine, [PairItems(incumbent[:-1], gold[:-1])]) is None  # items must line up
 
 
 # -- room for two servers ------------------------------------------------------------------------
@@ -140,17 +141,17 @@ def test_two_servers_that_cannot_fit_one_gpu_are_refused_with_the_numbers():
 
 
 def paired_settings(tmp_path, **options):
-    values = {"embed_model": ["minilm"], "embed_server_arg": [], "embed_reference_server_arg": [""], **options}
+    values = {"embed_model": ["minilm"], "embed_server_arg": [], "embed_incumbent_server_arg": [""], **options}
     ini = {"embed_model": [], "embed_device": "auto", "embed_boot_timeout": "600", "embed_request_timeout": "120",
            "embed_baselines": "baselines"}
     return settings_module.read(lambda name: values.get(name), ini.get, tmp_path)
 
 
-def test_with_two_gpus_the_reference_gets_its_own(tmp_path, monkeypatch):
-    monkeypatch.setattr("pytest_embedeval.serve.serving.gpu_count", lambda: 2)
+def test_with_two_gpus_the_incumbent_gets_its_own(tmp_path, monkeypatch):
+    monkeypatch.setattr("pytest_embedeval.serve.placement.gpu_count", lambda: 2)
     settings = paired_settings(tmp_path)
     assert placement(settings, "cuda", None) == ((0,), None, None)
-    assert placement(settings, "cuda", None, reference=True) == ((1,), None, None)
+    assert placement(settings, "cuda", None, incumbent=True) == ((1,), None, None)
 
 
 def test_two_servers_sharing_the_cpu_get_half_its_cores_each_and_a_users_own_setting_wins(tmp_path, monkeypatch):
@@ -158,21 +159,30 @@ def test_two_servers_sharing_the_cpu_get_half_its_cores_each_and_a_users_own_set
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(16)), raising=False)
     paired = paired_settings(tmp_path, embed_device="cpu")
     spec = paired.specs[0]
-    pair = [server_for(spec, paired, tmp_path, reference=side) for side in (False, True)]
+    pair = [server_for(spec, paired, tmp_path, incumbent=side) for side in (False, True)]
     assert [server.environment()["OMP_NUM_THREADS"] for server in pair] == ["8", "8"]
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1}, raising=False)
     assert server_for(spec, paired, tmp_path).environment()["OMP_NUM_THREADS"] == "1"
     # A lone server keeps torch's thread per core: halving it would halve its throughput for nothing.
-    lone = paired_settings(tmp_path, embed_device="cpu", embed_reference_server_arg=None)
+    lone = paired_settings(tmp_path, embed_device="cpu", embed_incumbent_server_arg=None)
     assert "OMP_NUM_THREADS" not in server_for(spec, lone, tmp_path).environment()
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     assert server_for(spec, paired, tmp_path).environment()["OMP_NUM_THREADS"] == "2"
 
 
-def test_a_reference_python_that_is_not_there_is_named(tmp_path):
-    with pytest.raises(settings_module.SettingsError, match="--embed-reference-python /nowhere/bin/python: no "
+def test_an_incumbent_python_that_is_not_there_is_named(tmp_path):
+    with pytest.raises(settings_module.SettingsError, match="--embed-incumbent-python /nowhere/bin/python: no "
                                                             "executable python there"):
-        paired_settings(tmp_path, embed_reference_python="/nowhere/bin/python")
+        paired_settings(tmp_path, embed_incumbent_python="/nowhere/bin/python")
+
+
+def test_the_options_old_names_still_pair_for_one_release_with_a_warning(tmp_path):
+    # In 0.1 the incumbent options were --embed-reference-*; a CI file that still says so keeps working.
+    with pytest.warns(settings_module.OptionDeprecated, match="--embed-reference-url is deprecated: use "
+                                                               "--embed-incumbent-url"):
+        settings = paired_settings(tmp_path, embed_incumbent_server_arg=None,
+                                   embed_reference_url="http://127.0.0.1:1")
+    assert settings.incumbent.url == "http://127.0.0.1:1"
 
 
 # -- vectors of two servers (STAND-IN servers: a drifted kernel on cue) -----------------------------
@@ -182,27 +192,27 @@ DRIFT = "import pytest\n\n@pytest.mark.embed_drift\ndef test_drift():\n    pass\
 
 @pytest.mark.parametrize("fault, outcome", [(None, "passed"), ("drifted", "failed")])
 def test_the_two_servers_vectors_are_compared_text_by_text(pytester, standin, fault, outcome):
-    candidate, reference = standin(), standin(fault, cosine=0.99)
+    candidate, incumbent = standin(), standin(fault, cosine=0.99)
     pytester.makepyfile(DRIFT)
     result = pytester.runpytest(f"--embed-url={candidate.url}", "--embed-model=minilm", "--embed-update-baselines",
-                                f"--embed-reference-url={reference.url}")
+                                f"--embed-incumbent-url={incumbent.url}")
     result.assert_outcomes(**{outcome: 1})
     shown = "1.000000" if fault is None else "0.990000"
-    result.stdout.fnmatch_lines([f"*candidate vs reference (the server at {reference.url})*",
+    result.stdout.fnmatch_lines([f"*candidate vs incumbent (the server at {incumbent.url})*",
                                  f"paired_min_cosine*{shown}*{'pass' if fault is None else 'REGRESSED'}"])
 
 
 def test_accuracy_is_scored_on_both_servers_and_judged_as_a_difference(pytester, standin, user_sts_suite):
-    candidate, reference = standin(), standin()
+    candidate, incumbent = standin(), standin()
     result = pytester.runpytest(f"--embed-url={candidate.url}", "--embed-model=minilm", "--embed-report=report.json",
-                                f"--embed-reference-url={reference.url}")
+                                f"--embed-incumbent-url={incumbent.url}")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*embed_accuracy: task 1/1 ours (minilm, reference)*",
+    result.stdout.fnmatch_lines(["*embed_accuracy: task 1/1 ours (minilm, incumbent)*",
                                  "paired:data:ours * points * points *pass"])
     (model,) = json.loads((pytester.path / "report.json").read_text())["models"]
     paired = next(v for v in model["verdicts"] if v["metric"] == "paired:data:ours")
     assert paired["measured"] == 0 and paired["interval"] == [0, 0]  # the same vectors: no difference at all
-    assert candidate.embedding_requests > 0 and reference.embedding_requests > 0
+    assert candidate.embedding_requests > 0 and incumbent.embedding_requests > 0
 
 
 # -- two real SGLang servers ----------------------------------------------------------------------
@@ -222,22 +232,22 @@ def test_drift():
 
 
 @pytest.mark.server
-def test_a_real_sglang_reference_is_booted_beside_the_candidate_and_measured_in_alternation(pytester, embed_server):
-    # The candidate is this suite's server; the reference is booted by the inner run, through the "other
+def test_a_real_sglang_incumbent_is_booted_beside_the_candidate_and_measured_in_alternation(pytester, embed_server):
+    # The candidate is this suite's server; the incumbent is booted by the inner run, through the "other
     # virtualenv" route (here the same python) and with other server arguments: the two common cases at once.
     pytester.makepyfile(PAIRED_SUITE)
     result = pytester.runpytest(f"--embed-url={embed_server.url}", "--embed-model=minilm", "--embed-update-baselines",
-                                f"--embed-reference-python={sys.executable}",
-                                "--embed-reference-server-arg=--max-total-tokens 8192",
+                                f"--embed-incumbent-python={sys.executable}",
+                                "--embed-incumbent-server-arg=--max-total-tokens 8192",
                                 "--embed-report=report.json", "-p", "no:randomly")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines([
-        f"*candidate vs reference (minilm, booted by {sys.executable}, with arguments --max-total-tokens 8192)*",
+        f"*candidate vs incumbent (minilm, booted by {sys.executable}, with arguments --max-total-tokens 8192)*",
         "paired_latency_p50_ratio * ms * ms *x*pass",
         "paired_min_cosine*pass"])
     (model,) = json.loads((pytester.path / "report.json").read_text())["models"]
-    reference = model["server"]["reference"]
-    assert "--max-total-tokens" in reference["argv"] and reference["software"].startswith("sglang 0.5")
+    incumbent = model["server"]["incumbent"]
+    assert "--max-total-tokens" in incumbent["argv"] and incumbent["software"].startswith("sglang 0.5")
     p50 = next(v for v in model["verdicts"] if v["metric"] == "paired_latency_p50_ratio")
     assert len(p50["pair"]) == 2 and 0.5 < p50["measured"] < 2 and "back to back, A B B A" in p50["note"]
     assert p50["tolerance"] == "25%"
@@ -253,7 +263,7 @@ def test_an_accuracy_baseline_keeps_its_items_and_a_later_run_is_judged_on_the_s
     from pytest_embedeval.run.record import ModelRun
     from pytest_embedeval.run.session import Policy, RunSession
     from pytest_embedeval.store import Store
-    from pytest_embedeval.judge.rules.verdicts import Outcome
+    from pytest_embedeval.judge.verdicts import Outcome
 
     rng = np.random.default_rng(0)
     gold = rng.uniform(0, 5, 300)

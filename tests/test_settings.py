@@ -3,14 +3,15 @@
 import pytest
 
 from pytest_embedeval.run import settings as settings_module
+from pytest_embedeval.serve import placement
 from pytest_embedeval.serve.serving import server_for
-from pytest_embedeval.run.settings import worker_gpus
+from pytest_embedeval.serve.placement import worker_gpus
 
 
 @pytest.fixture
 def four_gpus(monkeypatch):
     # A faked device count: the assignment is the logic under test, NVML is not.
-    monkeypatch.setattr(settings_module, "gpu_count", lambda: 4)
+    monkeypatch.setattr(placement, "gpu_count", lambda: 4)
 
 
 def test_xdist_workers_on_a_gpu_host_get_one_gpu_each_round_robin(four_gpus):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_embedeval.facts.server_access import compat
+from pytest_embedeval.serve import compat
 from pytest_embedeval.serve.sglang import ServerError, SGLangServer, build_argv
 from pytest_embedeval.facts.registry import Registry
 

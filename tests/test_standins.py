@@ -23,8 +23,9 @@ from pytest_embedeval.measure.accuracy.encoder import ServerEncoder
 from pytest_embedeval.serve.client import EmbeddingClient
 from pytest_embedeval.serve.external import environment_for
 from pytest_embedeval.serve.sglang import SGLangServer
+from pytest_embedeval.judge.rules import reference_min_cosine as min_cosine_for
 from pytest_embedeval.measure.reference import (
-    LONGEST_PROBE_TOKENS, ReferenceModel, compare_with_reference, min_cosine_for, parameter_count, place_reference,
+    LONGEST_PROBE_TOKENS, ReferenceModel, compare_with_reference, parameter_count, place_reference,
 )
 from pytest_embedeval.facts.registry import Registry, spec_from_directory
 from pytest_embedeval.facts.vector_math import row_cosines
