@@ -79,11 +79,11 @@ def _prefetch(args) -> int:
         print("embedeval prefetch downloads datasets: unset HF_HUB_OFFLINE and run it where the hub is reachable",
               file=sys.stderr)
         return 2
-    from .measure import accuracy
+    from .measure.accuracy.runner import is_file_task, resolve_target
 
     for name in (n.strip() for n in args.tasks.split(",") if n.strip()):
-        for task in accuracy.resolve_target(name):
-            if accuracy.evaluate.is_file_task(task):
+        for task in resolve_target(name):
+            if is_file_task(task):
                 continue  # shipped with the plugin or the user's own files: nothing to download
             print(f"prefetch {task.metadata.name} ...", flush=True)
             task.load_data()

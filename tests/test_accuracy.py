@@ -37,7 +37,7 @@ from pytest_embedeval.judge.rules import compare
 from pytest_embedeval.judge.verdicts import Outcome
 
 # The module, not the function the package exports under the same name.
-evaluate_module = sys.modules["pytest_embedeval.measure.accuracy.evaluate"]
+evaluate_module = sys.modules["pytest_embedeval.measure.accuracy.runner"]
 
 PAIRS = [
     ("A man is playing a guitar.", "A man plays the guitar.", 4.8),

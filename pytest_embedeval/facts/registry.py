@@ -1,6 +1,6 @@
 """The models the plugin knows: built-in aliases with their official facts, plus the user's own.
 
-A spec is data only. How a spec becomes a running server lives in ``engines``.
+A spec is data only. How a spec becomes a running server lives in ``serve/``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Engines that serve embedding models. Kept free of pytest: SGLang's own processes import from here."""
+"""What the plugin owns on every server it talks to: its host, port and key (the SGLang options refused from users,
+the key's environment variable, the header that carries it). Free of pytest: SGLang's own processes import it."""
 
 from __future__ import annotations
 

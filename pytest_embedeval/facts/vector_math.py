@@ -1,4 +1,4 @@
-"""Vector arithmetic that the client, the drift check and the reference check share: one rule each."""
+"""Vector arithmetic that the client, the drift marker and the in-process reference check share: one rule each."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ Tolerances, in order, the first one set wins:
     a fixed baseline:     the dtype's default, the metric's default (nothing loosens "1.0 on every server")
     any other figure:     the marker's tolerance, the baseline entry's, the dtype's default, the metric's default
 
-The defaults are the one table in ``metrics.py`` (``CATALOGUE``: each metric's tolerance, and its
+The defaults are the one table in ``facts/metrics.py`` (``CATALOGUE``: each metric's tolerance, and its
 half-precision one).
 
 Outcomes: a stored baseline's change counts only when the whole interval lies past the tolerance (another day's

@@ -1,4 +1,4 @@
-"""A verdict: what the judge (``judge.py``) decided about one figure, rendered as a sentence and a table.
+"""A verdict: what the judge (``rules.py``) decided about one figure, rendered as a sentence and a table.
 
 The same verdict objects feed test failures, the terminal table, JSON and Markdown; none of them decides again
 whether a verdict fails (``failing``, set by the judge under the run's policy).

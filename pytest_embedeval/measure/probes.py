@@ -1,4 +1,4 @@
-"""Embedding drift: the probe set whose served vectors are compared with those stored with the baselines.
+"""The drift marker's probe texts, whose served vectors are compared with those stored with the baselines.
 
 A numerical regression (a kernel, a dtype, the pooling, a prefix cache, padding) shows here in
 seconds, long before a benchmark score moves.

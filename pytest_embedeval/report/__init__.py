@@ -1,4 +1,4 @@
-"""Reports people read, all rendered from one finished run session: the verdicts as they were recorded.
+"""Layer 7, reports people read, rendered from one finished run session: the verdicts as they were recorded.
 
 ``tables`` (text and Markdown tables), ``github`` (step summary, github-action-benchmark files),
 ``compare`` (models side by side, the chart). ``sections`` and ``write_files`` are what a run ends with.

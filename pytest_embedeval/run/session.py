@@ -1,8 +1,8 @@
 """The run session: every figure of a run, recorded once, judged once.
 
-Every figure of a run passes through ``RunSession.record`` once: the judge (``judge.py``) makes its verdict,
+Every figure of a run passes through ``RunSession.record`` once: the judge (``judge/rules.py``) makes its verdict,
 the session keeps it, and that same verdict is what fails a test, what the update writes or refuses, what every
-report shows and what an xdist worker hands to the controller. Markers only measure (``markers.py``); the
+report shows and what an xdist worker hands to the controller. Markers only measure (``measure/markers/``); the
 session decides whether a timed figure that regressed is measured a second time.
 """
 

@@ -1,4 +1,4 @@
-"""The baseline store: a directory (``baselines/``) reviewed in pull requests.
+"""Layer 4, the store: one directory (``baselines/``) reviewed in pull requests; it stores, the judge reads.
 
     baselines/<model>.toml                      figures, tolerances and provenance (baselines.py)
     baselines/vectors/<model>/<engine>-<dtype>.npz  probe vectors for the drift check (vectors.py)

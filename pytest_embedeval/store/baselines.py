@@ -19,7 +19,7 @@
 
 A profile may also say ``deployment = "--quantization fp8"`` (the server flags that change results) and
 ``paired = true`` (measured beside a paired incumbent): a figure is judged only by a profile of its own.
-The store holds and writes data; which figure judges which is the judge's (``judge.py``).
+The store holds and writes data; which figure judges which is the judge's (``judge/rules.py``).
 
 Loading validates everything and names the file and field of any mistake, before a server boots.
 Updating rewrites values in place (tomlkit keeps comments, order and formatting, so the diff shows

@@ -1,4 +1,6 @@
-"""The items behind an accuracy baseline: ``<baselines>/items/<model>/<engine>-<dtype>/<metric>.npz``.
+"""The store of accuracy items (``measure/accuracy/items.py``'s) behind a baseline.
+
+``<baselines>/items/<model>/<engine>-<dtype>/<metric>.npz``.
 
 Each STS pair's similarity and gold score, or each retrieval query's value, as the run that wrote the
 baseline measured them. A later run resamples its items and these together, the same indices on both

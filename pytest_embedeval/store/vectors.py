@@ -1,4 +1,6 @@
-"""Probe vectors stored with the baselines: ``<baselines>/vectors/<model>/<profile>.npz``.
+"""The store of probe vectors (``measure/probes.py``'s texts, as served) beside the baselines.
+
+``<baselines>/vectors/<model>/<profile>.npz``.
 
 float16 on disk: 2 bytes a dimension, and float16 rounding (~1e-3 relative) costs far less than the
 drift check's 0.999 cosine tolerance.

@@ -28,10 +28,7 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
-from mteb.abstasks.retrieval import AbsTaskRetrieval
-from mteb.abstasks.sts import AbsTaskSTS
 from scipy import stats
-from sklearn.metrics.pairwise import paired_cosine_distances
 
 CONFIDENCE = 0.95
 RESAMPLES = 2000
@@ -215,6 +212,10 @@ class ItemCapture:
     def __init__(self, task: Any, encoder: Any):
         self.task = task
         self.encoder = encoder
+        # mteb (seconds to import) only where items are taken: the store reads item files without it.
+        from mteb.abstasks.retrieval import AbsTaskRetrieval
+        from mteb.abstasks.sts import AbsTaskSTS
+
         self.kind = ("pairs" if isinstance(task, AbsTaskSTS)
                      else "queries" if isinstance(task, AbsTaskRetrieval) else None)
         self._groups: dict[tuple[str, str], Items | None] = {}
@@ -316,6 +317,8 @@ class ItemCapture:
         sides = [np.stack([vectors[(prompt_type, text)] for text in data_split[column]])
                  for column, prompt_type in zip(columns, prompt_types)]
         # The same function mteb scores pairs with, on the same vectors: the same cosines, bit for bit.
+        from sklearn.metrics.pairwise import paired_cosine_distances  # mteb's own rule for STS similarity
+
         similarity = 1.0 - paired_cosine_distances(*sides)
         return PairItems(np.asarray(similarity, dtype=float), np.asarray(data_split["score"], dtype=float), correlation)
 

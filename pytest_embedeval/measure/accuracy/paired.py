@@ -1,4 +1,4 @@
-"""Two servers' scores on the same items: the candidate's minus the reference's, with a paired bootstrap.
+"""Two servers' scores on the same items: the candidate's minus the incumbent's, with a paired bootstrap.
 
 Both servers embed the same pairs (or answer the same queries), so each resample draws the same items for
 both and the difference keeps only what differs between the servers: the items' own spread, which makes a
@@ -20,18 +20,18 @@ def _same_items(mine: Items, theirs: Items) -> bool:
     return mine.unit == theirs.unit and (mine.unit != "pairs" or np.array_equal(mine.gold, theirs.gold))
 
 
-def paired_difference_interval(candidate: Sequence[Items], reference: Sequence[Items], *,
+def paired_difference_interval(candidate: Sequence[Items], incumbent: Sequence[Items], *,
                                confidence: float = CONFIDENCE, resamples: int = RESAMPLES,
                                seed: int = SEED) -> tuple[float, float] | None:
-    """The ``confidence`` interval (0-1 scale) of score(candidate) - score(reference), resampling the same
+    """The ``confidence`` interval (0-1 scale) of score(candidate) - score(incumbent), resampling the same
     items on both sides; None where the two runs' items do not line up or are too few."""
-    if not candidate or len(candidate) != len(reference):
+    if not candidate or len(candidate) != len(incumbent):
         return None
-    if any(len(c) != len(r) or len(c) < MIN_ITEMS or not _same_items(c, r) for c, r in zip(candidate, reference)):
+    if any(len(c) != len(r) or len(c) < MIN_ITEMS or not _same_items(c, r) for c, r in zip(candidate, incumbent)):
         return None
     rng = np.random.default_rng(seed)
     total = np.zeros(resamples)
-    for mine, theirs in zip(candidate, reference):
+    for mine, theirs in zip(candidate, incumbent):
         count = len(mine)
         chunk = max(1, RESAMPLE_CELLS // count)  # bounds memory on 20k-item sets
         parts = []

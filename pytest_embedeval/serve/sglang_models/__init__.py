@@ -1,4 +1,4 @@
-"""Model classes SGLang loads through SGLANG_EXTERNAL_MODEL_PACKAGE (see ``engines.external``).
+"""Model classes SGLang loads through SGLANG_EXTERNAL_MODEL_PACKAGE (see ``serve/external.py``).
 
 Imported inside the SGLang server process, never by the plugin itself.
 """
