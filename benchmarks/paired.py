@@ -1,6 +1,6 @@
 """Paired verdicts against stored ones, on a quiet machine and beside a CPU hog: is a 10% slowdown caught?
 
-Two minilm servers on the CPU, the same files and the same arguments: the reference and the candidate, each
+Two minilm servers on the CPU, the same files and the same arguments: the incumbent and the candidate, each
 behind its own proxy process (benchmarks/proxy.py), so that the planted change is the only difference. Each
 server gets the OpenMP threads the plugin gives two servers it boots on one CPU (half the cores each;
 --threads torch: torch's own, a thread per core each). A
@@ -11,7 +11,7 @@ Then, in each phase (quiet; then with a hog, a process that keeps one core busy 
   slow   --runs paired runs, the candidate's proxy holding each answer back --slowdown x the time it took
   (stretch: --stretch, the same with a smaller slowdown)
 
-Every run is the plugin's own embed_latency marker with a reference, judged by the plugin's own judge
+Every run is the plugin's own embed_latency marker with an incumbent, judged by the plugin's own judge
 (RunSession.measure, second window included): the paired p50 ratio (each request sent to both servers back to
 back, A B B A; the median pair's ratio with its bootstrap interval, tolerance 5% or --paired-tolerance) and,
 from the same candidate samples, today's stored-baseline verdict of latency_p50_ms (its default tolerance,
@@ -48,6 +48,7 @@ from pytest_embedeval.serve.placement import paired_cpu_threads
 from pytest_embedeval.run.session import Policy, RunSession
 from pytest_embedeval.store import Store
 from pytest_embedeval.judge.verdicts import Outcome
+from pytest_embedeval.measure import markers
 
 HERE = HardwareProfile("cpu-paired", "sglang", "float32")
 SETTINGS = SimpleNamespace(api_key=None, request_timeout=120.0, mteb_results=None)
@@ -73,12 +74,12 @@ def hog(active: bool):
         process.join(10)
 
 
-def judged(store: Path, candidate, reference, marker: str, arguments: dict, update: bool = False) -> dict:
+def judged(store: Path, candidate, incumbent, marker: str, arguments: dict, update: bool = False) -> dict:
     """One run of ``marker`` on the pair, judged as the plugin judges it: metric -> verdict."""
     session = RunSession(Store(store), Policy(update=update), progress=lambda line: None)
     run = session.open_model(ModelRun("minilm", HERE, "paired.py", "paired.py"))
-    target = session.target(run, *candidate, SETTINGS, reference=reference)
-    verdicts = session.measure(run, marker, target, arguments)
+    target = session.target(run, *candidate, SETTINGS, incumbent=incumbent)
+    verdicts = session.measure(run, marker, target, *markers.arguments(marker, (), arguments))
     session.finish()
     return {v.metric: v for v in verdicts}
 
@@ -108,10 +109,10 @@ def main() -> None:
         threads = paired_cpu_threads() if args.threads == "split" else None
         servers = [stack.enter_context(SGLangServer(spec, device="cpu", cpu_threads=threads,
                                                     log_path=workdir / f"{role}.log"))
-                   for role in ("reference", "candidate")]
+                   for role in ("incumbent", "candidate")]
         proxies = [stack.enter_context(DelayingProxy(server.url)) for server in servers]
         sides = [(ProxiedServer(proxy.url, spec), EmbeddingClient(proxy.url, spec.alias)) for proxy in proxies]
-        reference, candidate = sides
+        incumbent, candidate = sides
         slow_proxy = proxies[1]
         print(f"servers booted ({', '.join(f'{s.boot_seconds:.0f} s' for s in servers)}), OpenMP threads "
               f"{servers[0].omp_threads or 'torch default'} each; work files in {workdir}",
@@ -123,7 +124,7 @@ def main() -> None:
 
         def paired_run(phase: str, kind: str, index: int) -> None:
             started = time.monotonic()
-            verdicts = judged(store, candidate, reference, "embed_latency", paired_latency)
+            verdicts = judged(store, candidate, incumbent, "embed_latency", paired_latency)
             ratio, stored = verdicts["paired_latency_p50_ratio"], verdicts["latency_p50_ms"]
             rows.append((phase, kind, ratio, stored, os.getloadavg()[0]))
             print(f"{phase:5} {kind:10} {index:2d}  paired {ratio.measured:.3f} "
@@ -149,10 +150,10 @@ def main() -> None:
         slow_proxy.stretch = 0.0
 
         slow_proxy.turn = 0.999
-        drift = judged(store, candidate, reference, "embed_drift", {})["paired_min_cosine"]
+        drift = judged(store, candidate, incumbent, "embed_drift", {})["paired_min_cosine"]
         slow_proxy.turn = 1.0
         slow_proxy.truncate = args.accuracy_words
-        accuracy = judged(store, candidate, reference, "embed_accuracy", {"task": "EmbedEvalSTS-en"})
+        accuracy = judged(store, candidate, incumbent, "embed_accuracy", {"task": "EmbedEvalSTS-en"})
         slow_proxy.truncate = 0
 
     print()

@@ -79,7 +79,7 @@ def _missing_machine_baselines(run) -> list[tuple[str | None, str, dict]]:
 def write_files(session, settings) -> list[Path]:
     """The JSON report, github-action-benchmark and pytest-benchmark files, the step summary, the chart."""
     from ..facts import environment
-    from ..run.session import machine_info
+    from ..run.record import machine_info
     from ..store.files import write_atomically
 
     run, written = session.run, session.written

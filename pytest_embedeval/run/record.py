@@ -1,4 +1,5 @@
-"""What one run measured, per model, with the verdicts: the JSON report and the CLI's input."""
+"""The run record: what one run measured, per model, with the verdicts and where each server ran; the JSON
+report and the CLI's input."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..facts.hardware import HardwareProfile
-from ..store.timings import Timing
+from ..measure.timing import Timing
 from ..judge.verdicts import Verdict
 
 FORMAT = "pytest-embedeval/run/1"
@@ -107,3 +108,49 @@ class Run:
         except (OSError, json.JSONDecodeError) as exc:
             raise ValueError(f"{path}: not a readable JSON run report ({exc})") from None
         return cls.from_dict(data, str(path))
+
+
+def model_run_for(server, *, hardware: str | None = None, api_key: str | None = None,
+                  paired: bool = False) -> ModelRun:
+    """A model's record, opened for its server: the identity of every figure it will hold (hardware, engine,
+    dtype, deployment, paired), the machine, the software, and how the server was started."""
+    deployment = server.deployment()
+    detected, machine = where_it_runs(server, deployment)
+    engine, software = server.engine_info()
+    return ModelRun(
+        model=server.spec.alias,
+        profile=HardwareProfile(hardware or detected, engine, server.dtype, deployment, paired),
+        machine=machine,
+        software=software,
+        server={"url": server.url, "boot_seconds": server.boot_seconds, **launch_record(server, api_key)},
+        facts=model_facts(server.spec),
+    )
+
+
+def where_it_runs(server, deployment: str) -> tuple[str, str]:
+    """(hardware key, machine description) of the server's share of its machine. A server this run did not
+    start runs on this machine only when its address is a loopback one; elsewhere its hardware is unknown
+    (``--embed-hardware`` names it)."""
+    from urllib.parse import urlsplit
+
+    from ..facts.deployment import gpu_count
+    from ..facts.hardware import UNKNOWN, describe
+    from ..serve.remote import is_loopback
+
+    if server.process is None and not is_loopback(urlsplit(server.url).hostname or ""):
+        return UNKNOWN, f"the machine behind {server.url} (not this one)"
+    return describe(server.device, getattr(server, "gpus", None), gpu_count(deployment))
+
+
+def launch_record(server, api_key: str | None) -> dict:
+    """How a booted server was started (argv with the key masked, OpenMP threads): both shape its timings.
+    A server met by URL has no argv to show."""
+    launch = getattr(server, "launch_record", None)
+    return launch(api_key) if launch else {"argv": None}
+
+
+def machine_info(model_run: ModelRun) -> dict:
+    """What pytest-benchmark's machine info lacks: the baseline profile and the accelerator."""
+    from ..store import profile_name
+
+    return {"embedeval_profile": profile_name(model_run.profile), "embedeval_machine": model_run.machine}

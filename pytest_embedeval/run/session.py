@@ -15,7 +15,7 @@ from functools import partial
 from ..judge.rules import Figure, Judge, Policy
 from ..measure.markers import MARKERS, TIMED, Measured, Measurement, MeasurementError, Target
 from ..facts.metrics import label
-from .record import ModelRun, Run
+from .record import ModelRun, Run, launch_record, machine_info, model_run_for
 from ..store import BaselineError, Change, Store, profile_name, vectors_name
 from ..store.baselines import update as update_baselines
 from ..judge.verdicts import Outcome, Verdict
@@ -55,21 +55,7 @@ class RunSession:
     def open_server(self, server, *, hardware: str | None = None, api_key: str | None = None,
                     paired: bool = False) -> ModelRun:
         """The record of one model's server in this run: where its figures are kept and judged."""
-        from ..facts.hardware import HardwareProfile
-        from .record import model_facts
-
-        deployment = server.deployment()
-        detected, machine = where_it_runs(server, deployment)
-        engine, software = server.engine_info()
-        model_run = ModelRun(
-            model=server.spec.alias,
-            profile=HardwareProfile(hardware or detected, engine, server.dtype, deployment, paired),
-            machine=machine,
-            software=software,
-            server={"url": server.url, "boot_seconds": server.boot_seconds, **launch_record(server, api_key)},
-            facts=model_facts(server.spec),
-        )
-        return self.open_model(model_run)
+        return self.open_model(model_run_for(server, hardware=hardware, api_key=api_key, paired=paired))
 
     def open_model(self, model_run: ModelRun) -> ModelRun:
         profile_name(model_run.profile)  # a name that cannot be a file name fails here, before any figure
@@ -306,40 +292,3 @@ def _failed_share(attempts: int, failed: int, whose: str, server: str = "") -> M
     return Measurement("failed_requests_percent", 100.0 * failed / attempts, None,
                        f"{failed} of {whose} {attempts} request attempts got a server error or no answer "
                        "(the client retried them)", server or None)
-
-
-def machine_info(model_run: ModelRun) -> dict:
-    """What pytest-benchmark's machine info lacks: the baseline profile and the accelerator."""
-    return {"embedeval_profile": profile_name(model_run.profile), "embedeval_machine": model_run.machine}
-
-
-def where_it_runs(server, deployment: str) -> tuple[str, str]:
-    """(hardware key, machine description) of the server's share of its machine. A server this run did not
-    start runs on this machine only when its address is a loopback one; elsewhere its hardware is unknown
-    (``--embed-hardware`` names it)."""
-    from ..facts.hardware import UNKNOWN, describe
-    from ..facts.deployment import gpu_count
-
-    if server.process is None and not is_loopback(server.url):
-        return UNKNOWN, f"the machine behind {server.url} (not this one)"
-    return describe(server.device, getattr(server, "gpus", None), gpu_count(deployment))
-
-
-def is_loopback(url: str) -> bool:
-    import ipaddress
-    from urllib.parse import urlsplit
-
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def launch_record(server, api_key: str | None) -> dict:
-    """How a booted server was started (argv with the key masked, OpenMP threads): both shape its timings.
-    A server met by URL has no argv to show."""
-    launch = getattr(server, "launch_record", None)
-    return launch(api_key) if launch else {"argv": None}

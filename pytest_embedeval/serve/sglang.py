@@ -9,12 +9,11 @@ import atexit
 import ctypes
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,12 +22,11 @@ import psutil
 
 from .processes import process_tree
 from ..facts.registry import ModelSpec
-from ..facts.server_access import API_KEY_ENV, OWNED_OPTIONS, auth_headers, check_server_args, owned_option
+from ..facts.server_access import API_KEY_ENV, auth_headers
 from . import compat, external
+from .argv import build_argv, read_user_config, redact, split_config
+from .ports import LOCALHOST, describe_pid, free_port, listeners, port_taken, tree_pids
 from .watchdog import end_session, mask_file
-
-LOCALHOST = "127.0.0.1"
-
 
 class ServerError(RuntimeError):
     """The server could not be started or stopped; the message carries the tail of its log."""
@@ -42,176 +40,11 @@ def detect_device() -> str:
         return "cuda" if lib is not None and lib.nvmlDeviceGetCount() > 0 else "cpu"
 
 
-def free_port(host: str = LOCALHOST) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
-def port_taken(host: str, port: int) -> bool:
-    """Whether something listens on the port (SO_REUSEADDR, as uvicorn binds: TIME_WAIT does not count)."""
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return True
-    return False
-
-
-def listeners(port: int, host: str | None = None) -> list[tuple[int | None, str]]:
-    """(PID, address) of every socket listening on ``port`` where a connection to ``host`` could land.
-
-    The PID is None for a socket of another user's process (Linux shows the socket, not its owner).
-    """
-    addresses = None
-    if host is not None:
-        addresses = {"0.0.0.0", "::"}
-        try:
-            addresses |= {info[4][0] for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)}
-        except OSError:
-            addresses = None
-        else:
-            addresses |= {f"::ffff:{address}" for address in list(addresses)}
-    try:
-        connections = psutil.net_connections(kind="inet")
-    except psutil.AccessDenied:  # not on Linux, where any user may list sockets
-        return []
-    return [
-        (conn.pid, conn.laddr.ip) for conn in connections
-        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port
-        and (addresses is None or conn.laddr.ip in addresses)
-    ]
-
-
-def describe_pid(pid: int | None) -> str:
-    if pid is None:
-        return "a process of another user (its PID is not visible to this user)"
-    try:
-        proc = psutil.Process(pid)
-        command = " ".join(" ".join(proc.cmdline()).split())  # one line, even for a `python -c` script
-        return f"PID {pid} ({proc.name()}: {command[:100]})"
-    except psutil.Error:
-        return f"PID {pid} (gone since)"
-
-
-def tree_pids(pid: int) -> set[int]:
-    """The process and its descendants; for SGLang, the server and every worker it started."""
-    return {proc.pid for proc in process_tree(pid)}
-
-
 # SGLang 0.5.23 logs this when its HTTP port is taken, and then hangs instead of exiting.
 _BIND_FAILED = b"error while attempting to bind on address"
 
 
-# SGLang's defaults are tuned for GPUs and hurt on a CPU: a 14.6 GB KV pool (the pool is sized
-# from free memory) and a scheduler that spins one core at 100% between requests. bf16 has no
-# fast CPU kernels here, and triton / flex attention fail at warm-up, so say torch_native.
 BOOT_REPORT_EVERY = 15.0  # seconds between progress lines while a server boots
-
-CPU_ARGS = (
-    "--device", "cpu",
-    "--dtype", "float32",
-    "--attention-backend", "torch_native",
-    "--max-total-tokens", "16384",
-    "--sleep-on-idle",
-)
-
-
-def split_config(args: Sequence[str]) -> tuple[list[str], str | None]:
-    """The arguments without ``--config FILE`` (or ``--config=FILE``), and that FILE.
-
-    SGLang reads one ``--config`` per launch, and only when spelled as two words: ``--config=FILE``
-    would be parsed and then silently ignored.
-    """
-    rest, config = [], None
-    args = list(args)
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg == "--config" and i + 1 < len(args):
-            config, i = args[i + 1], i + 2
-            continue
-        if arg.startswith("--config="):
-            config = arg.split("=", 1)[1]
-        else:
-            rest.append(arg)
-        i += 1
-    return rest, config
-
-
-def build_argv(
-    spec: ModelSpec,
-    *,
-    device: str,
-    port: int,
-    host: str = LOCALHOST,
-    extra_args: tuple[str, ...] | list[str] = (),
-    config_path: str | Path | None = None,
-    python: str = sys.executable,
-) -> list[str]:
-    """SGLang's command line for this model. A list, never a shell string, and never a secret.
-
-    ``config_path``: the YAML file SGLang reads its ``api_key`` from (see SGLangServer.write_config); it
-    replaces a ``--config`` given in the arguments, whose settings it carries.
-    Raises ValueError when the arguments would override the host, port or key (see check_server_args).
-    """
-    check_server_args(spec.server_args, f"server_args of model {spec.alias!r}")
-    check_server_args(extra_args, "--embed-server-arg")
-    user_args, user_config = split_config([*spec.server_args, *extra_args])
-    argv = [
-        python, "-m", "sglang.launch_server",
-        "--model-path", spec.model,
-        "--served-model-name", spec.alias,
-        "--is-embedding",
-        "--host", host,
-        "--port", str(port),
-        # The prefix (radix) cache reuses the hidden states of a shared prefix across requests.
-        # Encoder models attend bidirectionally, so a cached [CLS] and prefix are wrong for the
-        # next text: cosine 0.44 against the in-process reference for BERT models. Embeddings gain nothing
-        # from it anyway: every request is a single forward pass.
-        "--disable-radix-cache",
-        # sentence-transformers truncates over-long inputs to the model's window; so must the server,
-        # or one long document in a benchmark corpus (C-MTEB retrieval has many) stops the whole run.
-        "--allow-auto-truncate",
-    ]
-    if device == "cpu":
-        argv += CPU_ARGS
-    if spec.trust_remote_code:
-        argv.append("--trust-remote-code")
-    argv += user_args
-    config = config_path or user_config
-    if config:
-        argv += ["--config", str(config)]
-    return argv
-
-
-def read_user_config(path: str | Path) -> dict:
-    """A user's SGLang ``--config`` YAML, refused if it sets what the plugin owns (host, port, key)."""
-    import yaml  # SGLang's own dependency, the parser it reads the file with
-
-    where = f"the SGLang --config file {path}"
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ValueError(f"{where} cannot be read as YAML ({type(exc).__name__}: {exc}); fix or drop it.") from None
-    data = {} if data is None else data
-    if not isinstance(data, dict):
-        raise ValueError(f"{where} must hold a mapping of SGLang options at its top level, got "
-                         f"{type(data).__name__}.")
-    for key in data:
-        option = owned_option("--" + str(key).replace("_", "-"))
-        if option:
-            raise ValueError(f"{where}: the key {key!r} is refused because the plugin sets {option} itself; "
-                             f"{OWNED_OPTIONS[option]}.")
-    return data
-
-
-def redact(argv: list[str], secret: str | None) -> list[str]:
-    """The argv as it may be shown to people: the key masked wherever it appears, ``--api-key=KEY`` too."""
-    if not secret:
-        return list(argv)
-    return [arg.replace(secret, "***") for arg in argv]
 
 
 def _die_with_parent() -> None:
