@@ -15,6 +15,20 @@ OWNED_OPTIONS = {
 }
 
 
+INCUMBENT_API_KEY_ENV = "EMBEDEVAL_INCUMBENT_API_KEY"  # the incumbent's own key: never the candidate's
+
+
+def redact_url(url: str | None) -> str | None:
+    """The URL as it may be printed or stored: credentials in it (``user:password@``, a token as the user
+    name) masked."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    if not url or "@" not in urlsplit(url).netloc:
+        return url
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+
+
 def auth_headers(api_key: str | None) -> dict[str, str]:
     """The header an OpenAI-compatible server with ``--api-key`` expects; none without a key."""
     return {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -51,3 +65,24 @@ def check_server_args(args, where: str) -> None:
                 f"{option} itself (given here it would silently win over the plugin's); "
                 f"{OWNED_OPTIONS[option]}."
             )
+
+
+# The largest answer worth reading: a vector of up to MAX_DIMENSIONS numbers per input, each as JSON text
+# of up to BYTES_PER_NUMBER characters (base64 float32 takes 5.4), plus room for the envelope. A server
+# that sends more is broken or hostile; reading on would only fill memory.
+MAX_DIMENSIONS = 8192
+BYTES_PER_NUMBER = 24
+ENVELOPE_BYTES = 64 * 1024
+
+
+def answer_limit(inputs: int, dimensions: int | None = None) -> int:
+    """The most bytes an embeddings answer for ``inputs`` texts may take."""
+    return ENVELOPE_BYTES + max(inputs, 1) * max(dimensions or MAX_DIMENSIONS, MAX_DIMENSIONS) * BYTES_PER_NUMBER
+
+
+class AnswerTooLarge(ValueError):
+    """An answer passed its byte limit: reading stopped there."""
+
+    def __init__(self, limit: int, what: str = "the answer"):
+        super().__init__(f"{what} passed {limit:,} bytes, more than any embeddings answer of its request can "
+                         "take; reading stopped there (a broken or hostile server)")

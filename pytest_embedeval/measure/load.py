@@ -16,7 +16,7 @@ import aiohttp
 import orjson
 from pytest_benchmark.timers import default_timer
 
-from ..facts.server_access import auth_headers
+from ..facts.server_access import AnswerTooLarge, answer_limit, auth_headers
 
 
 class MalformedBody(ValueError):
@@ -110,7 +110,7 @@ class _Server:
         started = default_timer()
         try:
             async with self.session.post(self.endpoint, data=body) as response:
-                payload = await response.read()
+                payload = await _read_at_most(response, answer_limit(inputs))
             elapsed = default_timer() - started
             if response.status != 200:
                 raise ValueError(f"HTTP {response.status}: {payload[:200].decode(errors='replace')}")
@@ -127,6 +127,17 @@ class _Server:
             return
         result.latencies.append(elapsed)
         result.prompt_tokens += tokens
+
+
+async def _read_at_most(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body, or AnswerTooLarge as soon as it passes ``limit`` bytes: memory stays bounded."""
+    chunks, size = [], 0
+    async for chunk in response.content.iter_chunked(1 << 16):
+        size += len(chunk)
+        if size > limit:
+            raise AnswerTooLarge(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def _drive(url: str, model: str, batches: list[list[str]], concurrency: int, api_key: str | None,

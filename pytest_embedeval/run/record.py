@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..facts.hardware import HardwareProfile
+from ..facts.server_access import redact_url
 from ..measure.timing import Timing
 from ..judge.verdicts import Verdict
 
@@ -122,7 +123,7 @@ def model_run_for(server, *, hardware: str | None = None, api_key: str | None = 
         profile=HardwareProfile(hardware or detected, engine, server.dtype, deployment, paired),
         machine=machine,
         software=software,
-        server={"url": server.url, "boot_seconds": server.boot_seconds, **launch_record(server, api_key)},
+        server={"url": redact_url(server.url), "boot_seconds": server.boot_seconds, **launch_record(server, api_key)},
         facts=model_facts(server.spec),
     )
 
@@ -138,7 +139,7 @@ def where_it_runs(server, deployment: str) -> tuple[str, str]:
     from ..serve.remote import is_loopback
 
     if server.process is None and not is_loopback(urlsplit(server.url).hostname or ""):
-        return UNKNOWN, f"the machine behind {server.url} (not this one)"
+        return UNKNOWN, f"the machine behind {redact_url(server.url)} (not this one)"
     return describe(server.device, getattr(server, "gpus", None), gpu_count(deployment))
 
 

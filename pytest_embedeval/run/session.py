@@ -15,6 +15,7 @@ from functools import partial
 from ..judge.rules import Figure, Judge, Policy
 from ..measure.markers import MARKERS, TIMED, Measured, Measurement, MeasurementError, Target
 from ..facts.metrics import label
+from ..facts.server_access import redact_url
 from .record import ModelRun, Run, launch_record, machine_info, model_run_for
 from ..store import BaselineError, Change, Store, profile_name, vectors_name
 from ..store.baselines import update as update_baselines
@@ -147,17 +148,18 @@ class RunSession:
     def target(self, model_run: ModelRun, server, client, settings, incumbent: tuple | None = None) -> Target:
         """What a marker measures: the server through the run's one counted client, the stored vectors, and
         in a paired run the incumbent ``(server, client)`` to measure beside it."""
-        api_key, timeout = settings.api_key, settings.request_timeout
-        paired = Target(*incumbent, api_key=api_key, timeout=timeout, progress=self.progress) if incumbent else None
-        return Target(server, client, api_key=api_key, progress=self.progress, update=self.policy.update,
+        timeout = settings.request_timeout
+        paired = (Target(*incumbent, api_key=incumbent[0].api_key, timeout=timeout, progress=self.progress)
+                  if incumbent else None)
+        return Target(server, client, api_key=server.api_key, progress=self.progress, update=self.policy.update,
                       timeout=timeout, incumbent=paired, mteb_results=settings.mteb_results,
                       stored_vectors=lambda: self.store.vectors.load(model_run.model, vectors_name(model_run.profile)))
 
     def open_incumbent(self, model_run: ModelRun, server, described: str) -> None:
         """Note in the run's record which server the candidate's paired figures were measured against."""
         model_run.server["incumbent"] = {
-            "described": described, "url": server.url, "software": server.engine_info()[1], "dtype": server.dtype,
-            **launch_record(server, None)}
+            "described": described, "url": redact_url(server.url), "software": server.engine_info()[1],
+            "dtype": server.dtype, **launch_record(server, server.api_key)}
 
     def measure(self, model_run: ModelRun, marker: str, target: Target, arguments: dict, judging: dict | None = None,
                 test: str | None = None) -> list[Verdict]:

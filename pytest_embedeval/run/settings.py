@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..facts.server_access import API_KEY_ENV, check_server_args
+from ..facts.server_access import API_KEY_ENV, INCUMBENT_API_KEY_ENV, check_server_args, redact_url
 from ..facts.names import safe_name
 from ..serve.placement import gpu_count
+from ..serve.remote import is_loopback
 
 LOCALHOST = "127.0.0.1"
 
@@ -71,6 +72,9 @@ OPTIONS = [
     ("--embed-incumbent-server-arg", dict(action="append", default=None, metavar="ARG", help="pair with an "
                                           "incumbent booted with these SGLang arguments instead of the candidate's "
                                           "(e.g. '' against '--quantization fp8')")),
+    ("--embed-incumbent-api-key", dict(default=None, metavar="KEY", help="the key an --embed-incumbent-url server "
+                                       "requires (better: set EMBEDEVAL_INCUMBENT_API_KEY); a booted incumbent gets "
+                                       "its own")),
     ("--embed-incumbent-model", dict(default=None, metavar="MODEL", help="pair with an incumbent serving this "
                                      "model alias or directory (a model swap)")),
     # The names these options had in 0.1 ("reference" now means only the in-process sentence-transformers
@@ -100,10 +104,11 @@ class Incumbent:
     url: str | None = None  # already running; else the plugin boots it
     python: str | None = None  # another virtualenv's python; else this one
     server_args: tuple[str, ...] | None = None  # its own SGLang arguments; else the candidate's
+    api_key: str | None = field(default=None, repr=False)  # its own key: the candidate's never reaches it
 
     def describe(self) -> str:
         if self.url:
-            return f"the server at {self.url}"
+            return f"the server at {redact_url(self.url)}"
         parts = [f"{self.spec.alias}"]
         if self.python:
             parts.append(f"booted by {self.python}")
@@ -138,7 +143,7 @@ class Settings:
     mteb_results: Path | None = None  # --embed-mteb-results
 
     def header(self) -> str:
-        target = self.url or f"SGLang booted by the plugin, device {self.device}"
+        target = redact_url(self.url) or f"SGLang booted by the plugin, device {self.device}"
         paired = f"; paired with {self.incumbent.describe()}" if self.incumbent else ""
         return f"embedeval: models {', '.join(s.alias for s in self.specs)}; server: {target}{paired}"
 
@@ -146,8 +151,8 @@ class Settings:
         """The warning a server listening beyond loopback deserves, if it does."""
         if self.host == LOCALHOST:
             return None
-        return (f"--embed-host {self.host}: the SGLang server will accept connections from other machines; "
-                "protect it with EMBEDEVAL_API_KEY")
+        return (f"--embed-host {self.host}: the SGLang server will accept connections from other machines, "
+                f"with the key in {API_KEY_ENV}")
 
 
 def read(option: Callable[[str], Any], ini: Callable[[str], Any], rootpath: Path) -> Settings:
@@ -180,6 +185,11 @@ def read(option: Callable[[str], Any], ini: Callable[[str], Any], rootpath: Path
     device = option("embed_device") or ini("embed_device")
     if device not in ("auto", "cpu", "cuda"):
         raise SettingsError(f"embed_device: expected auto, cpu or cuda, got {device!r}")
+    host = option("embed_host") or LOCALHOST
+    api_key = option("embed_api_key") or os.environ.get(API_KEY_ENV) or None
+    if not api_key and not is_loopback(host):
+        raise SettingsError(f"--embed-host {host} lets other machines reach the server: give it a key they must "
+                            f"send ({API_KEY_ENV}), or drop --embed-host to keep it on 127.0.0.1")
     return Settings(
         specs=specs,
         url=option("embed_url"),
@@ -187,7 +197,7 @@ def read(option: Callable[[str], Any], ini: Callable[[str], Any], rootpath: Path
         server_args=server_args,
         boot_timeout=option("embed_boot_timeout") or _seconds(ini, "embed_boot_timeout"),
         request_timeout=option("embed_request_timeout") or _seconds(ini, "embed_request_timeout"),
-        api_key=option("embed_api_key") or os.environ.get(API_KEY_ENV) or None,
+        api_key=api_key,
         hardware=hardware,
         strict=bool(option("embed_strict")),
         update_baselines=bool(option("embed_update_baselines")),
@@ -198,12 +208,15 @@ def read(option: Callable[[str], Any], ini: Callable[[str], Any], rootpath: Path
         benchmark_json=path("embed_benchmark_json"),
         chart_path=path("embed_chart"),
         gpus=_gpus(option("embed_gpus")),
-        host=option("embed_host") or LOCALHOST,
+        host=host,
         allow_downloads=bool(option("embed_allow_downloads")),
         incumbent=_incumbent(option, registry, specs),
         any_sglang=bool(option("embed_any_sglang")),
         mteb_results=path("embed_mteb_results"),
     )
+
+
+RENAMED = ("embed_incumbent_url", "embed_incumbent_python", "embed_incumbent_server_arg", "embed_incumbent_model")
 
 
 class OptionDeprecated(FutureWarning):
@@ -217,7 +230,7 @@ def _renamed(option: Callable[[str], Any]) -> Callable[[str], Any]:
     def read(name: str):
         value = option(name)
         old = name.replace("incumbent", "reference")
-        if value in (None, []) and old != name and option(old) not in (None, []):
+        if value in (None, []) and name in RENAMED and option(old) not in (None, []):
             flag = "--" + old.replace("_", "-")
             warnings.warn(OptionDeprecated(f"{flag} is deprecated: use {flag.replace('reference', 'incumbent')} "
                                            "(the paired server is the incumbent; \"reference\" is the in-process "
@@ -254,7 +267,8 @@ def _incumbent(option: Callable[[str], Any], registry, specs: list) -> Incumbent
         check_server_args(server_args or (), "--embed-incumbent-server-arg")
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
-    return Incumbent(spec, url, python, server_args)
+    key = option("embed_incumbent_api_key") or os.environ.get(INCUMBENT_API_KEY_ENV) or None
+    return Incumbent(spec, url, python, server_args, key)
 
 
 def _seconds(ini: Callable[[str], Any], name: str) -> float:

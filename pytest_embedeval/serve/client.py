@@ -15,6 +15,7 @@ import httpx
 import numpy as np
 import openai
 
+from ..facts.server_access import AnswerTooLarge, answer_limit, redact_url
 from ..facts.vector_math import degenerate_rows
 
 
@@ -89,15 +90,18 @@ class DeadlineTransport(httpx.HTTPTransport):
     """httpx's transport, with each request (headers and body) bounded by ``total`` seconds in all.
 
     Expiry raises httpx's own ReadTimeout (or Write/ConnectTimeout), which the openai SDK treats as a
-    timeout, retries and reports as it always has.
+    timeout, retries and reports as it always has. A client with this transport ignores HTTP(S)_PROXY
+    (httpx reads the environment's proxies only for its own default transport): the plugin's requests to
+    the servers it measures never go through a proxy.
     """
 
-    def __init__(self, total: float, on_answer=None, **kwargs):
+    def __init__(self, total: float, on_answer=None, limit: int | None = None, **kwargs):
         # The openai SDK's own connection limits (DefaultHttpxClient's), which a given transport replaces.
         kwargs.setdefault("limits", httpx.Limits(max_connections=1000, max_keepalive_connections=100))
         super().__init__(**kwargs)
         self.total = total
         self.on_answer = on_answer  # called with the status once an answer's body has been read to its end
+        self.limit = limit  # bytes an answer may take, unless the call sets its own (embed: from its batch)
         pool = self._pool  # httpcore.ConnectionPool: connections get their sockets from its backend
         pool._network_backend = _DeadlineBackend(pool._network_backend)
 
@@ -106,9 +110,34 @@ class DeadlineTransport(httpx.HTTPTransport):
         # the next request in this thread sets its own.
         _deadline.at, _deadline.total = time.monotonic() + self.total, self.total
         response = super().handle_request(request)
+        limit = getattr(_deadline, "limit", None) or self.limit
+        if limit is not None:
+            response.stream = _Capped(response.stream, limit)
         if self.on_answer is not None:
             response.stream = _ReadToTheEnd(response.stream, lambda: self.on_answer(response.status_code))
         return response
+
+
+class _TooLarge(httpx.ReadError):
+    """Raised while reading an answer that passed its byte limit (a read error: nothing more is read)."""
+
+
+class _Capped(httpx.SyncByteStream):
+    """An answer's body that stops at ``limit`` bytes: a server sending a gigabyte costs a few hundred KB."""
+
+    def __init__(self, stream, limit: int):
+        self._stream, self._limit = stream, limit
+
+    def __iter__(self):
+        size = 0
+        for chunk in self._stream:
+            size += len(chunk)
+            if size > self._limit:
+                raise _TooLarge(str(AnswerTooLarge(self._limit)))
+            yield chunk
+
+    def close(self) -> None:
+        self._stream.close()
 
 
 class _ReadToTheEnd(httpx.SyncByteStream):
@@ -153,6 +182,7 @@ class EmbeddingClient(openai.OpenAI):
         super().__init__(base_url=f"{base_url.rstrip('/')}/v1", api_key=api_key or "no-key",
                          timeout=timeout, max_retries=max_retries, http_client=http_client)
         self.model = model
+        self.shown_url = redact_url(str(self.base_url))  # as errors print it: no password
         self.dimensions = dimensions
         self.attempt_timeout = timeout
 
@@ -175,6 +205,7 @@ class EmbeddingClient(openai.OpenAI):
         batch = [texts] if isinstance(texts, str) else list(texts)
         extra = {"dimensions": dimensions} if dimensions else {}
         attempts_before = self.attempts
+        _deadline.limit = answer_limit(len(batch), dimensions or self.dimensions)
         try:
             # base64 keeps each float32 exactly, NaN and inf included (a JSON float list has no NaN:
             # SGLang's orjson writes null). The raw response lets us read the body ourselves, so that
@@ -183,21 +214,28 @@ class EmbeddingClient(openai.OpenAI):
                 model=self.model, input=batch, encoding_format="base64", **extra)
         except openai.APIStatusError as exc:
             raise EmbeddingRequestError(
-                f"{self.base_url}embeddings answered HTTP {exc.status_code} "
+                f"{self.shown_url}embeddings answered HTTP {exc.status_code} "
                 f"{self._attempts_text(attempts_before)}: {_snippet(exc.response.text)}"
             ) from None
         except openai.APITimeoutError:
             raise EmbeddingRequestError(
-                f"no answer from {self.base_url}embeddings within the {self.attempt_timeout:g} s timeout "
+                f"no answer from {self.shown_url}embeddings within the {self.attempt_timeout:g} s timeout "
                 f"{self._attempts_text(attempts_before)}"
             ) from None
         except openai.APIConnectionError as exc:
             cause = exc.__cause__
+            if isinstance(cause, _TooLarge):
+                raise BadEmbeddingResponse(f"{self.shown_url}embeddings: {cause}") from None
             raise EmbeddingRequestError(
-                f"could not reach {self.base_url}embeddings {self._attempts_text(attempts_before)}: "
+                f"could not reach {self.shown_url}embeddings {self._attempts_text(attempts_before)}: "
                 f"{type(cause).__name__ if cause else 'connection error'}: {cause or exc}"
             ) from None
-        items = items_from_body(raw.http_response)
+        finally:
+            _deadline.limit = None
+        try:
+            items = items_from_body(raw.http_response)
+        except _TooLarge as exc:
+            raise BadEmbeddingResponse(f"{self.shown_url}embeddings: {exc}") from None
         vectors = vectors_from(items, len(batch), dimensions or self.dimensions)
         degenerate = degenerate_rows(vectors)
         if degenerate:

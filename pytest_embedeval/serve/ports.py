@@ -3,6 +3,7 @@ check's evidence that the server answering is the one this run started)."""
 
 from __future__ import annotations
 
+import os
 import socket
 
 import psutil
@@ -13,19 +14,31 @@ LOCALHOST = "127.0.0.1"
 
 
 def free_port(host: str = LOCALHOST) -> int:
-    with socket.socket() as sock:
+    family = addresses(host, 0)[0][0] if host not in ("", "0.0.0.0") else socket.AF_INET
+    with socket.socket(family) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
 
 
+def addresses(host: str, port: int) -> list[tuple[int, str]]:
+    """(family, address) of every address ``host`` names: "localhost" is 127.0.0.1 and often ::1 as well."""
+    try:
+        found = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except OSError:
+        return [(socket.AF_INET, host)]
+    return list(dict.fromkeys((family, info[0]) for family, _, _, _, info in found))
+
+
 def port_taken(host: str, port: int) -> bool:
-    """Whether something listens on the port (SO_REUSEADDR, as uvicorn binds: TIME_WAIT does not count)."""
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return True
+    """Whether something listens on the port at any address of ``host``, IPv4 or IPv6 (SO_REUSEADDR, as
+    uvicorn binds: TIME_WAIT does not count)."""
+    for family, address in addresses(host, port):
+        with socket.socket(family) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((address, port))
+            except OSError:
+                return True
     return False
 
 
@@ -55,10 +68,14 @@ def listeners(port: int, host: str | None = None) -> list[tuple[int | None, str]
 
 
 def describe_pid(pid: int | None) -> str:
+    """A process as an error may name it: its PID and name, and its command line only when it is this
+    user's own (another user's may hold their secrets, such as an ``--api-key``)."""
     if pid is None:
         return "a process of another user (its PID is not visible to this user)"
     try:
         proc = psutil.Process(pid)
+        if proc.uids().real != os.getuid():
+            return f"PID {pid} ({proc.name()}, a process of another user)"
         command = " ".join(" ".join(proc.cmdline()).split())  # one line, even for a `python -c` script
         return f"PID {pid} ({proc.name()}: {command[:100]})"
     except psutil.Error:

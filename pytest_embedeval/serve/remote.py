@@ -11,7 +11,7 @@ import httpx
 
 from ..facts.names import safe_name
 from ..facts.registry import ModelSpec
-from ..facts.server_access import auth_headers
+from ..facts.server_access import auth_headers, redact_url
 
 
 class UnreachableServer(RuntimeError):
@@ -20,6 +20,10 @@ class UnreachableServer(RuntimeError):
 
 class UnsafeServerReport(UnreachableServer):
     """The server reported something that cannot be used as a name (its dtype becomes part of file names)."""
+
+
+INFO_SECONDS = 10.0  # the whole of one answer about the server (/v1/models, /get_server_info)
+INFO_BYTES = 1 << 20
 
 
 class InsecureKeyWarning(UserWarning):
@@ -46,7 +50,7 @@ def warn_if_key_in_clear(url: str, api_key: str | None) -> bool:
         return False
     warnings.warn(
         InsecureKeyWarning(
-            f"the API key will be sent unencrypted to {parts.hostname} (--embed-url {url} is plain http to "
+            f"the API key will be sent unencrypted to {parts.hostname} (--embed-url {redact_url(url)} is plain http to "
             "another machine): anyone on the network path can read it. Use an https:// URL, or reach the server "
             "through an SSH tunnel on localhost."
         ),
@@ -71,15 +75,15 @@ class RemoteServer:
 
     def start(self) -> "RemoteServer":
         try:
-            response = httpx.get(f"{self.url}/v1/models", headers=auth_headers(self.api_key), timeout=10.0)
+            response = self._request("/v1/models")
         except httpx.HTTPError as exc:
             raise UnreachableServer(
-                f"--embed-url {self.url} is unreachable ({type(exc).__name__}: {exc}). "
+                f"--embed-url {redact_url(self.url)} is unreachable ({type(exc).__name__}: {exc}). "
                 "Start the server first, or drop --embed-url to let the plugin boot one."
             ) from None
         if response.status_code != 200:
             raise UnreachableServer(
-                f"--embed-url {self.url}: GET /v1/models answered {response.status_code}; "
+                f"--embed-url {redact_url(self.url)}: GET /v1/models answered {response.status_code}; "
                 "is it an OpenAI-compatible server (and is --embed-api-key right)?"
             )
         try:
@@ -88,8 +92,19 @@ class RemoteServer:
             raise UnsafeServerReport(str(exc)) from None
         return self
 
+    def _request(self, route: str) -> httpx.Response:
+        """GET ``route``, whole answer within INFO_SECONDS (a server trickling a byte every 9 s is cut off)
+        and INFO_BYTES; like every request of the plugin's, never through a proxy."""
+        from .client import DeadlineTransport
+
+        with httpx.Client(transport=DeadlineTransport(INFO_SECONDS, limit=INFO_BYTES), timeout=INFO_SECONDS,
+                          headers=auth_headers(self.api_key)) as http:
+            response = http.get(f"{self.url}{route}")
+            response.read()
+            return response
+
     def _get(self, route: str):
-        return httpx.get(f"{self.url}{route}", headers=auth_headers(self.api_key), timeout=10.0).json()
+        return self._request(route).json()
 
     def served_model(self) -> str:
         """The id the server lists first, for servers that validate the request's model."""
@@ -113,7 +128,7 @@ class RemoteServer:
             reported = info.get("dtype", "auto") if isinstance(info, dict) else "auto"
         except Exception:
             return "auto"
-        return safe_name(str(reported), f"dtype reported by --embed-url {self.url}/get_server_info")
+        return safe_name(str(reported), f"dtype reported by --embed-url {redact_url(self.url)}/get_server_info")
 
     @property
     def device(self) -> str:

@@ -4,6 +4,7 @@ incumbent beside it; where each runs when they share a machine."""
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -27,8 +28,9 @@ def server_for(spec, settings, log_dir: Path, worker: str | None = None, *, incu
         go_offline()
     pair = settings.incumbent
     url = pair.url if incumbent else settings.url
+    key = pair.api_key if incumbent else settings.api_key  # each server its own: one never hears the other's
     if url:
-        return RemoteServer(url, spec, api_key=settings.api_key)
+        return RemoteServer(url, spec, api_key=key)
     device = detect_device() if settings.device == "auto" else settings.device
     arguments = settings.server_args
     if incumbent and pair.server_args is not None:
@@ -38,7 +40,9 @@ def server_for(spec, settings, log_dir: Path, worker: str | None = None, *, incu
         arguments = (*arguments, "--mem-fraction-static", f"{allotted.memory_fraction:.3f}")
     _unwind_on_sigterm()
     return SGLangServer(
-        spec, device=device, extra_args=tuple(arguments), api_key=settings.api_key,
+        # A key on every server the plugin boots, the user's or a new one: another user of a shared machine (or a
+        # container on its network) can reach 127.0.0.1, and SGLang has had remote-code bugs in its routes.
+        spec, device=device, extra_args=tuple(arguments), api_key=key or secrets.token_urlsafe(32),
         log_path=Path(log_dir) / f"sglang-{spec.alias}{'-incumbent' if incumbent else ''}.log",
         boot_timeout=settings.boot_timeout, gpus=allotted.gpus, cpu_threads=allotted.cpu_threads,
         host=settings.host, offline=not settings.allow_downloads,
@@ -76,7 +80,7 @@ def client_for(server, settings, dimensions: int | None = None):
     """The real ``openai`` client bound to ``server``, counting every attempt; close it (or use ``with``)."""
     from .client import EmbeddingClient  # openai takes 0.6 s to import: not for every pytest run
 
-    return EmbeddingClient(server.url, server.served_model(), api_key=settings.api_key,
+    return EmbeddingClient(server.url, server.served_model(), api_key=server.api_key,
                            timeout=settings.request_timeout, dimensions=dimensions)
 
 

@@ -16,11 +16,11 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import psutil
 
-from .processes import process_tree
 from ..facts.registry import ModelSpec
 from ..facts.server_access import API_KEY_ENV, auth_headers
 from . import compat, external
@@ -44,6 +44,8 @@ def detect_device() -> str:
 _BIND_FAILED = b"error while attempting to bind on address"
 
 
+THIS_MACHINE = ("127.0.0.1", "localhost", "::1")  # never through a proxy
+LOG_LINE = 300  # characters of one log line an error shows: SGLang logs all its server_args on one line
 BOOT_REPORT_EVERY = 15.0  # seconds between progress lines while a server boots
 
 
@@ -87,6 +89,7 @@ class SGLangServer:
         self.port = self.port or free_port(self.host)
         self.log_path = Path(self.log_path or f"sglang-{self.spec.alias}-{self.port}.log")
         self.process: subprocess.Popen | None = None
+        self._handle: psutil.Process | None = None  # the server process, with its start time
         self.watchdog: subprocess.Popen | None = None
         self.boot_seconds: float | None = None
         self.gpu_memory_before: dict[int, int] = {}  # per GPU, for NVML's device-level fallback
@@ -97,7 +100,8 @@ class SGLangServer:
     @property
     def url(self) -> str:
         # A server listening on every address is still reached, by this run, over loopback.
-        return f"http://{LOCALHOST if self.host in ('0.0.0.0', '::', '') else self.host}:{self.port}"
+        host = LOCALHOST if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
     @property
     def config_path(self) -> Path:
@@ -118,6 +122,10 @@ class SGLangServer:
         # processes and is inherited by everything SGLang starts. It reaches SGLang through the file.
         env = {name: value for name, value in os.environ.items()
                if name != API_KEY_ENV and not (self.api_key and value == self.api_key)}
+        # SGLang sends its own warm-up request to itself with `requests`, which honours HTTP_PROXY: behind a
+        # corporate proxy that request went to the proxy and SGLang killed itself (exit -9) mid-boot.
+        for variable in ("NO_PROXY", "no_proxy"):
+            env[variable] = ",".join(filter(None, [env.get(variable), *THIS_MACHINE]))
         for variable in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
             # Nothing at run time may reach the hub unless the user allowed it: a missing file must fail.
             if self.offline:
@@ -179,6 +187,24 @@ class SGLangServer:
         if self.process is not None:
             raise ServerError("server already started")
         try:
+            self._launch()
+        except BaseException:
+            self.remove_config()  # the key's file never outlives a start that failed before the server ran
+            raise
+        _live.add(self)
+        try:
+            self._start_watchdog()
+            self.wait_until_ready()
+        except BaseException:  # a timeout, a dead server, Ctrl-C: never leave it behind
+            self.stop()
+            raise
+        self.remove_config()  # read once, at SGLang's start; nothing reads it again
+        mask_file(self.log_path, self.api_key)
+        self.boot_seconds = time.monotonic() - self._started
+        return self
+
+    def _launch(self) -> None:
+        try:
             argv = self._supported_argv()
             if self.api_key:
                 self.write_config()
@@ -190,7 +216,6 @@ class SGLangServer:
             raise ServerError(f"cannot start SGLang for {self.spec.alias!r}: {exc}") from None
         if port_taken(self.host, self.port):
             owners = ", ".join(describe_pid(pid) for pid, _ in listeners(self.port, self.host)) or "another process"
-            self.remove_config()
             raise ServerError(
                 f"cannot start SGLang for {self.spec.alias!r}: port {self.port} on {self.host} is already in use "
                 f"by {owners}; stop it, or let the plugin pick a free port"
@@ -202,7 +227,7 @@ class SGLangServer:
             self.gpu_memory_before = device_used_bytes(list(self.gpus) if self.gpus is not None else None)
         # 0600: SGLang writes its server arguments, key included, into this log before we can mask it.
         log = os.fdopen(os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
-        started = time.monotonic()
+        self._started = time.monotonic()
         try:
             self.process = subprocess.Popen(
                 argv,
@@ -216,22 +241,12 @@ class SGLangServer:
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
             )
-        except BaseException:
-            self.remove_config()
-            raise
         finally:
             log.close()
-        _live.add(self)
-        try:
-            self._start_watchdog()
-            self.wait_until_ready()
-        except BaseException:  # a timeout, a dead server, Ctrl-C: never leave it behind
-            self.stop()
-            raise
-        self.remove_config()  # read once, at SGLang's start; nothing reads it again
-        mask_file(self.log_path, self.api_key)
-        self.boot_seconds = time.monotonic() - started
-        return self
+        try:  # the process itself, by PID and start time: teardown never signals a later owner of the PID
+            self._handle = psutil.Process(self.process.pid)
+        except psutil.NoSuchProcess:
+            self._handle = None
 
     def _supported_argv(self) -> list[str]:
         """The command line, checked against the SGLang that will run it: a version in the tested range (or
@@ -261,11 +276,15 @@ class SGLangServer:
 
     def wait_until_ready(self) -> None:
         """Ready = our process is alive, /health answers 200 (after a real forward pass), and the socket
-        that answered belongs to our server's process tree, not to whoever else took the port."""
+        that answered belongs to our server's process tree, not to whoever else took the port.
+
+        /health needs no key, and none is sent before the owner is known: a squatter on the port never
+        gets it. No proxy either: a request to this machine must not leave it.
+        """
         started = time.monotonic()
         deadline, next_report = started + self.boot_timeout, started + BOOT_REPORT_EVERY
         owner_checked = False
-        with httpx.Client(timeout=5.0, headers=auth_headers(self.api_key)) as http:
+        with httpx.Client(timeout=5.0, trust_env=False) as http:
             while True:
                 if self.progress and time.monotonic() > next_report:  # a boot may take minutes: say where it is
                     last = (self.log_tail(1).strip() or "(nothing logged yet)")[-160:]
@@ -273,11 +292,12 @@ class SGLangServer:
                     next_report += BOOT_REPORT_EVERY
                 code = self.process.poll()
                 if code is not None:
+                    how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
                     raise ServerError(
-                        f"SGLang server for {self.spec.alias!r} exited with code {code} during boot.\n"
+                        f"SGLang server for {self.spec.alias!r} {how} during boot, before it was ready.\n"
                         f"Log: {self.log_path}\n{self.log_tail()}"
                     )
-                if self._bind_failed():
+                if self._bind_failed():  # checked once more after ready: SGLang logs it and hangs
                     raise ServerError(
                         f"SGLang server for {self.spec.alias!r} could not listen on {self.host}:{self.port}: "
                         f"the port was taken while it booted "
@@ -294,7 +314,7 @@ class SGLangServer:
                 if status is not None and not owner_checked:
                     self.check_port_owner()
                     owner_checked = True
-                if status == 200:
+                if status == 200 and not self._bind_failed():
                     return
                 if time.monotonic() > deadline:
                     raise ServerError(
@@ -309,13 +329,22 @@ class SGLangServer:
         Between the free-port check and SGLang's bind another process can take the port; its answers
         would then be measured as ours (seen: "ready" in 0.6 s while SGLang died with EADDRINUSE).
         """
-        found = listeners(self.port, self.host)
-        if not found:
-            return  # this platform does not show sockets' owners: nothing to check against
+        # Where this run's clients connect (127.0.0.1 for a wildcard host, ::1 too for "localhost"), and
+        # where the server was asked to bind: a squatter on any of them would answer in its place.
+        found = set(listeners(self.port, urlsplit(self.url).hostname)) | set(listeners(self.port, self.host))
         ours = tree_pids(self.process.pid)
         if not ours:
             return  # our server died: the next poll reports its exit code and log
-        foreign = [pid for pid, _ in found if pid not in ours]
+        if not found:
+            if sys.platform.startswith("linux"):  # Linux shows every socket: an answer with no listener is foreign
+                raise ServerError(
+                    f"something answered on {self.url} in place of the SGLang server for {self.spec.alias!r}, but no "
+                    f"socket listening on port {self.port} is visible on this machine (another network namespace, "
+                    f"a proxy or a forwarded port?): its answers cannot be taken as this server's.\n"
+                    f"Log: {self.log_path}\n{self.log_tail()}"
+                )
+            return  # this platform does not show sockets' owners: nothing to check against
+        foreign = [pid for pid, _ in sorted(found, key=str) if pid not in ours]
         if foreign:
             raise ServerError(
                 f"port {self.port} on {self.host} taken by {describe_pid(foreign[0])}: it "
@@ -338,7 +367,7 @@ class SGLangServer:
     def memory_settings(self) -> str:
         """The settings that decide how much GPU memory SGLang reserves up front."""
         try:
-            info = httpx.get(f"{self.url}/get_server_info", timeout=10.0,
+            info = httpx.get(f"{self.url}/get_server_info", timeout=10.0, trust_env=False,
                              headers=auth_headers(self.api_key)).json()
         except (httpx.HTTPError, ValueError):
             return "server settings unavailable"
@@ -377,21 +406,23 @@ class SGLangServer:
         self.remove_config()
         if self.process is None:
             return
-        tree = process_tree(self.process.pid)
-        for proc in tree:
-            try:
-                proc.terminate()
-            except psutil.NoSuchProcess:
-                pass
-        _, alive = psutil.wait_procs(tree, timeout=grace)
-        for proc in alive:
-            try:
-                proc.kill()
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(alive, timeout=5)
-        # Workers that re-parented away from the tree still belong to the server's session.
-        end_session(self.process.pid, grace=0.0)
+        if self._pid_is_ours():
+            tree = self._tree()
+            for proc in tree:
+                try:
+                    proc.terminate()
+                except psutil.Error:  # gone, or not ours to signal: teardown goes on with the rest
+                    pass
+            _, alive = psutil.wait_procs(tree, timeout=grace)
+            for proc in alive:
+                try:
+                    proc.kill()
+                except psutil.Error:
+                    pass
+            psutil.wait_procs(alive, timeout=5)
+            # Workers that re-parented away from the tree still belong to the server's session. (The kernel
+            # reuses no PID that is still a session id, so while any of them lives the PID is ours.)
+            end_session(self.process.pid, grace=0.0)
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -403,6 +434,26 @@ class SGLangServer:
             except subprocess.TimeoutExpired:
                 pass
         mask_file(self.log_path, self.api_key)
+
+    def _tree(self) -> list[psutil.Process]:
+        """The server and its descendants; [] once the server itself is gone."""
+        if self._handle is None or not self._handle.is_running():  # is_running compares the start time
+            return []
+        try:
+            return [self._handle, *self._handle.children(recursive=True)]
+        except psutil.Error:
+            return [self._handle]
+
+    def _pid_is_ours(self) -> bool:
+        """False when the server's PID now names another process (ours was reaped and the PID reused)."""
+        if self._handle is None:
+            return False
+        try:
+            return psutil.Process(self._handle.pid).create_time() == self._handle.create_time()
+        except psutil.NoSuchProcess:
+            return True  # nobody holds it: its session's leftovers, if any, are ours
+        except psutil.Error:
+            return False
 
     def __enter__(self) -> "SGLangServer":
         return self.start()
@@ -422,10 +473,15 @@ class SGLangServer:
     def log_tail(self, lines: int = 40) -> str:
         try:
             with open(self.log_path, errors="replace") as log:
-                tail = "".join(deque(log, maxlen=lines))
+                tail = "".join(_cut(line) for line in deque(log, maxlen=lines))
         except OSError:
             return "(no log)"
         if self.api_key:
             tail = tail.replace(self.api_key, "***").replace(repr(self.api_key)[1:-1], "***")
         return tail
 
+
+def _cut(line: str) -> str:
+    if len(line) <= LOG_LINE + 1:
+        return line
+    return f"{line[:LOG_LINE]} ... ({len(line.rstrip()) - LOG_LINE} more characters in the log)\n"

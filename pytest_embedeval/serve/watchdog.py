@@ -66,6 +66,9 @@ def end_session(session: int, grace: float = GRACE_SECONDS) -> None:
             return
 
 
+CHUNK = 1 << 20
+
+
 def mask_file(path, secret: str | None) -> None:
     """Overwrite every copy of ``secret`` in the file with stars of the same length, in place.
 
@@ -80,15 +83,18 @@ def mask_file(path, secret: str | None) -> None:
         fd = os.open(path, os.O_RDWR)
     except OSError:
         return
+    overlap = max(len(form) for form in forms) - 1  # a copy that straddles two chunks is found in the second
     try:
-        data = b""
-        while chunk := os.read(fd, 1 << 20):
-            data += chunk
-        for form in forms:
-            start = data.find(form)
-            while start != -1:
-                os.pwrite(fd, b"*" * len(form), start)
-                start = data.find(form, start + len(form))
+        offset, carried = 0, b""  # carried: the previous chunk's last ``overlap`` bytes, starting at offset
+        while chunk := os.pread(fd, CHUNK, offset + len(carried)):
+            window = carried + chunk  # one chunk at a time: a log of gigabytes is masked in constant memory
+            for form in forms:
+                start = window.find(form)
+                while start != -1:
+                    os.pwrite(fd, b"*" * len(form), offset + start)
+                    start = window.find(form, start + len(form))
+            keep = min(overlap, len(window))
+            offset, carried = offset + len(window) - keep, window[len(window) - keep:] if keep else b""
     finally:
         os.close(fd)
 

@@ -9,12 +9,19 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+LOCK_FILE = ".embedeval.lock"  # in the baselines directory; git ignores it
+
+
 @contextmanager
 def locked(directory: Path):
-    """One writer at a time (pytest-xdist workers, parallel jobs): flock on the directory itself."""
+    """One writer at a time (pytest-xdist workers, parallel jobs): flock on ``.embedeval.lock`` in it.
+
+    A file opened for writing, not the directory: NFS (home directories on shared runners) locks only
+    files opened read-write, and refuses a lock on a directory.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory, os.O_RDONLY)
+    fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
