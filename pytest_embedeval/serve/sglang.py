@@ -89,7 +89,8 @@ class SGLangServer:
         self.port = self.port or free_port(self.host)
         self.log_path = Path(self.log_path or f"sglang-{self.spec.alias}-{self.port}.log")
         self.process: subprocess.Popen | None = None
-        self._handle: psutil.Process | None = None  # the server process, with its start time
+        self._started_at: float | None = None  # the server process's start time (psutil's), which tells it from a
+        # later process given the same PID
         self.watchdog: subprocess.Popen | None = None
         self.boot_seconds: float | None = None
         self.gpu_memory_before: dict[int, int] = {}  # per GPU, for NVML's device-level fallback
@@ -244,9 +245,9 @@ class SGLangServer:
         finally:
             log.close()
         try:  # the process itself, by PID and start time: teardown never signals a later owner of the PID
-            self._handle = psutil.Process(self.process.pid)
+            self._started_at = psutil.Process(self.process.pid).create_time()
         except psutil.NoSuchProcess:
-            self._handle = None
+            pass  # gone already: nothing of it to stop by its PID
 
     def _supported_argv(self) -> list[str]:
         """The command line, checked against the SGLang that will run it: a version in the tested range (or
@@ -437,19 +438,18 @@ class SGLangServer:
 
     def _tree(self) -> list[psutil.Process]:
         """The server and its descendants; [] once the server itself is gone."""
-        if self._handle is None or not self._handle.is_running():  # is_running compares the start time
-            return []
         try:
-            return [self._handle, *self._handle.children(recursive=True)]
+            root = psutil.Process(self.process.pid)
+            return [root, *root.children(recursive=True)]
         except psutil.Error:
-            return [self._handle]
+            return []
 
     def _pid_is_ours(self) -> bool:
         """False when the server's PID now names another process (ours was reaped and the PID reused)."""
-        if self._handle is None:
+        if self._started_at is None:
             return False
         try:
-            return psutil.Process(self._handle.pid).create_time() == self._handle.create_time()
+            return psutil.Process(self.process.pid).create_time() == self._started_at
         except psutil.NoSuchProcess:
             return True  # nobody holds it: its session's leftovers, if any, are ours
         except psutil.Error:
