@@ -1,13 +1,8 @@
 import os
 import shutil
-import signal
-import subprocess
 import sys
-import time
-import uuid
 from pathlib import Path
 
-import psutil
 import pytest
 
 from pytest_embedeval.facts.registry import embedded_minilm_dir
@@ -16,19 +11,59 @@ from pytest_embedeval.facts.registry import embedded_minilm_dir
 for _variable in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
     os.environ[_variable] = "1"
 
-MARKER_ENV = "EMBEDEVAL_TEST_RUN"
+# tests/support/ (the stand-in server, stand-in models, inner runs, shared data) is imported as `support`. Under
+# pytest's default prepend import mode this directory is on sys.path already, for this file; said here so that the
+# test modules of both lanes can count on it however pytest was started.
+TESTS = Path(__file__).parent
+if str(TESTS) not in sys.path:
+    sys.path.insert(0, str(TESTS))
 
-# The lanes: a test that starts a server (a real SGLang, a stand-in, an inner pytest that boots one) or runs
-# SGLang's own code takes seconds on a 2-core CPU, and is in the `server` lane by the fixture it asks for.
-# `pytest -m "not server"` is the fast lane.
+from support.inner_run import InnerRun  # noqa: E402
+
+# The lanes, by directory:
+#   tests/unit/    no server of any kind, no network, nothing heavy: all of it in under 60 s (`pytest tests/unit`)
+#   tests/server/  the slow lane: real SGLang, the stand-in server, inner pytest runs that boot or reach a server,
+#                  SGLang's own code, models and mteb's registries in process; every test there is marked `server`
+# so `pytest -m "not server"` is the unit lane. A unit test that asks for a server fixture is refused at collection:
+# it belongs in tests/server/.
+UNIT, SERVER = TESTS / "unit", TESTS / "server"
 SERVER_FIXTURES = frozenset({"embed_server", "embed_client", "standin", "inner_run", "sglang_parser",
                              "oldest_sglang"})
+
+
+def in_lane(path: Path, lane: Path) -> bool:
+    return Path(path).resolve().is_relative_to(lane.resolve())
+
+
+def misplaced(path: Path, name: str, fixturenames, marked_server: bool) -> str | None:
+    """Why the test ``name`` in ``path`` cannot be in the unit lane; None if it can (or is not in tests/unit/)."""
+    if not in_lane(path, UNIT):
+        return None
+    wanted = sorted(SERVER_FIXTURES & set(fixturenames))
+    if wanted:
+        return (f"{name} is in tests/unit/ but asks for the server fixture{'s' if len(wanted) > 1 else ''} "
+                f"{', '.join(wanted)}: move it to tests/server/")
+    if marked_server:
+        return f"{name} is in tests/unit/ but marked server: move it to tests/server/"
+    return None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pycollect_makeitem(collector, name, obj):
+    made = yield
+    items = made if isinstance(made, list) else [made]
+    for item in items:
+        if isinstance(item, pytest.Function):
+            reason = misplaced(item.path, item.nodeid, item.fixturenames, item.get_closest_marker("server") is not None)
+            if reason:
+                raise collector.CollectError(reason)
+    return made
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects
 def pytest_collection_modifyitems(items) -> None:
     for item in items:
-        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if in_lane(item.path, SERVER) or SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.server)
 
 
@@ -42,91 +77,14 @@ def pytest_collection_finish(session) -> None:
         import sentence_transformers  # noqa: F401
 
 
-def processes_of_run(marker: str) -> list[psutil.Process]:
-    """Every live process started (transitively) by an inner run tagged with ``marker``."""
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.environ().get(MARKER_ENV) == marker and proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            pass
-    return found
-
-
-class InnerRun:
-    """``pytest`` in a subprocess, as a user starts it, tagged so that its processes can be found."""
-
-    def __init__(self, path: Path, args: list[str]):
-        self.marker = uuid.uuid4().hex
-        env = {**os.environ, MARKER_ENV: self.marker, "PYTHONUNBUFFERED": "1"}
-        self.output_path = path / f"inner-{self.marker}.out"
-        self.sessions: set[int] = set()  # server sessions seen: SGLang's renamed workers lose the env marker
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
-            cwd=path, env=env, stdout=open(self.output_path, "wb"), stderr=subprocess.STDOUT,
-        )
-
-    @property
-    def output(self) -> str:
-        return self.output_path.read_text(errors="replace")
-
-    def wait_for(self, predicate, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            self.server_started()  # notes the server's session while it is alive
-            if predicate():
-                return
-            if self.process.poll() is not None:
-                raise AssertionError(f"inner pytest exited before {what}:\n{self.output}")
-            if time.monotonic() > deadline:
-                self.kill()
-                raise AssertionError(f"timed out waiting for {what}:\n{self.output}")
-            time.sleep(0.2)
-
-    def server_started(self) -> bool:
-        started = False
-        for proc in processes_of_run(self.marker):
-            try:
-                if "sglang.launch_server" in " ".join(proc.cmdline()):
-                    self.sessions.add(os.getsid(proc.pid))
-                    started = True
-            except (psutil.Error, ProcessLookupError):
-                pass
-        return started
-
-    def interrupt(self, sig=signal.SIGINT) -> None:
-        self.process.send_signal(sig)
-
-    def finish(self, timeout: float = 600) -> int:
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise
-
-    def kill(self) -> None:
-        for proc in self.alive():
-            try:
-                proc.kill()
-            except psutil.Error:
-                pass
-
-    def alive(self) -> list[psutil.Process]:
-        found = processes_of_run(self.marker)
-        for proc in psutil.process_iter():
-            try:
-                if os.getsid(proc.pid) in self.sessions and proc.status() != psutil.STATUS_ZOMBIE:
-                    found.append(proc)
-            except (psutil.Error, ProcessLookupError):
-                pass
-        return found
-
-    def leftovers(self, settle: float = 10.0) -> list[str]:
-        deadline = time.monotonic() + settle
-        while (left := self.alive()) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        return [" ".join(p.cmdline())[:120] for p in left]
+@pytest.fixture(autouse=True)
+def _the_servers_key(request, monkeypatch):
+    """Inner runs that reach this session's booted server (``--embed-url={embed_server.url}``) send its key, as a
+    user who shares a booted server with another tool would: every server the plugin boots has one."""
+    if "embed_server" in request.fixturenames:
+        key = request.getfixturevalue("embed_server").api_key
+        if key:
+            monkeypatch.setenv("EMBEDEVAL_API_KEY", key)
 
 
 @pytest.fixture
@@ -144,8 +102,8 @@ def inner_run(pytester):
 
 @pytest.fixture
 def standin():
-    """Start STAND-IN servers (tests/standin_server.py) for faults no real server can be made to produce."""
-    from standin_server import StandinServer
+    """Start STAND-IN servers (tests/support/standin.py) for faults no real server can be made to produce."""
+    from support.standin import StandinServer
 
     servers = []
 
@@ -185,3 +143,24 @@ def cls_pooled_minilm(tmp_path) -> Path:
     (model / "model.safetensors").symlink_to(embedded_minilm_dir() / "model.safetensors")
     (model / "1_Pooling" / "config.json").write_text('{"word_embedding_dimension": 384, "pooling_mode_cls_token": true}')
     return model
+
+
+@pytest.fixture
+def sts_file(tmp_path):
+    """Scored pairs in a user's JSONL file (support.task_data.PAIRS)."""
+    from support.task_data import PAIRS, write_jsonl
+
+    return write_jsonl(tmp_path / "pairs.jsonl", [{"sentence1": a, "sentence2": b, "score": s} for a, b, s in PAIRS])
+
+
+@pytest.fixture
+def beir_folder(tmp_path):
+    """A user's retrieval task as a BEIR folder (support.task_data.DOCS, QUERIES, QRELS)."""
+    from support.task_data import DOCS, QRELS, QUERIES, write_jsonl
+
+    folder = tmp_path / "faq"
+    folder.mkdir()
+    write_jsonl(folder / "corpus.jsonl", DOCS)
+    write_jsonl(folder / "queries.jsonl", QUERIES)
+    (folder / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, d in QRELS))
+    return folder

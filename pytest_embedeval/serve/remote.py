@@ -146,7 +146,7 @@ class RemoteServer:
         except Exception:
             return ""
         from ..facts.registry import standard_args
-        from .sglang import CPU_ARGS
+        from .argv import CPU_ARGS
 
         plugin_args = (CPU_ARGS if self.device == "cpu" else ()) + standard_args(self.spec)
         return from_server_info(info, plugin_args) if isinstance(info, dict) else ""

@@ -445,9 +445,10 @@ class SGLangServer:
             return []
 
     def _pid_is_ours(self) -> bool:
-        """False when the server's PID now names another process (ours was reaped and the PID reused)."""
-        if self._started_at is None:
-            return False
+        """False when the server's PID now names another process: ours exited, was reaped, and the kernel gave
+        the PID to a new one (recognised by its start time). An unreaped child's PID cannot be reused."""
+        if self.process.poll() is None:
+            return True
         try:
             return psutil.Process(self.process.pid).create_time() == self._started_at
         except psutil.NoSuchProcess:
