@@ -176,3 +176,20 @@ def test_an_answer_is_allowed_what_its_batch_can_take_and_no_more():
     assert answer_limit(1, 384) < answer_limit(32, 384) < 16 * 1024 * 1024
     assert answer_limit(1, 16384) > answer_limit(1, 384)  # a model with more dimensions is allowed more
     assert answer_limit(1) > 8192 * 16  # any model up to 8192 dimensions, as JSON text
+
+
+def test_an_answer_on_the_port_with_no_listener_to_be_seen_is_not_taken_as_the_servers(tmp_path, monkeypatch):
+    # Linux shows every socket's listener: an answer nobody on this machine listens for came from elsewhere (another
+    # network namespace, a forwarded port), and its figures would not be this server's.
+    from pytest_embedeval.serve import sglang
+
+    server = SGLangServer(Registry().resolve("minilm"), log_path=tmp_path / "s.log")
+    server.process = subprocess.Popen(["sleep", "60"])
+    try:
+        monkeypatch.setattr(sglang, "listeners", lambda port, host=None: [])
+        with pytest.raises(ServerError, match=f"something answered on {server.url} in place of the SGLang server "
+                                              "for 'minilm', but no socket listening on port"):
+            server.check_port_owner()
+    finally:
+        server.process.kill()
+        server.process.wait(5)
