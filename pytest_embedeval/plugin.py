@@ -143,10 +143,7 @@ def _fail_on(verdicts, session) -> None:
 
 @pytest.fixture
 def embed_metric(embed_run, request: pytest.FixtureRequest):
-    """Call ``embed_metric(name, value, tolerance=None, interval=None, note=None)`` to record a figure.
-
-    The run session judges it against this hardware's baseline at once; a failing verdict fails this test.
-    """
+    """``embed_metric(name, value, tolerance=None, interval=None, note=None)``: a figure, judged at once."""
     session = _session(request.config)
 
     def record(name: str, value: float, *, tolerance: str | float | None = None,
@@ -233,10 +230,9 @@ def embed_check_reference(embed_client, embed_reference, embed_server):
     from .measure.reference import ReferenceMismatch, ReferenceUnavailable, check_served
 
     def check(texts: list[str] | None = None, min_cosine: float | None = None):
-        if min_cosine is None:
-            min_cosine = reference_min_cosine(embed_server.dtype)
+        least = reference_min_cosine(embed_server.dtype) if min_cosine is None else min_cosine  # the judge's default
         try:
-            return check_served(embed_client, embed_reference, texts, min_cosine)
+            return check_served(embed_client, embed_reference, texts, least)
         except ReferenceUnavailable as exc:
             pytest.skip(f"no reference to compare with: {exc}")
         except ReferenceMismatch as exc:
