@@ -149,7 +149,7 @@ class Settings:
 
     def exposure(self) -> str | None:
         """The warning a server listening beyond loopback deserves, if it does."""
-        if self.host == LOCALHOST:
+        if is_loopback(self.host):
             return None
         return (f"--embed-host {self.host}: the SGLang server will accept connections from other machines, "
                 f"with the key in {API_KEY_ENV}")

@@ -51,8 +51,8 @@ def test_a_server_listening_beyond_this_machine_needs_the_users_key(tmp_path, mo
     with pytest.raises(settings_module.SettingsError, match="--embed-host 0.0.0.0 lets other machines reach the "
                                                             "server: give it a key they must send"):
         read_settings(tmp_path, embed_host="0.0.0.0")
-    assert read_settings(tmp_path, embed_host="0.0.0.0", embed_api_key="k").host == "0.0.0.0"
-    assert read_settings(tmp_path, embed_host="::1").host == "::1"  # loopback: the random key is enough
+    assert read_settings(tmp_path, embed_host="0.0.0.0", embed_api_key="k").exposure()
+    assert read_settings(tmp_path, embed_host="::1").exposure() is None  # loopback: the random key is enough
 
 
 # -- the port's owner -----------------------------------------------------------------------------------------
