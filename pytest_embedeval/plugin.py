@@ -132,7 +132,7 @@ def embed_pair(embed_run, request: pytest.FixtureRequest, tmp_path_factory: pyte
 def embed_run(embed_server, request: pytest.FixtureRequest):
     """This model's record in the run: its hardware profile and every verdict so far."""
     settings = request.config.stash[SETTINGS]
-    return _session(request.config).open_server(embed_server, hardware=settings.hardware, api_key=embed_server.api_key,
+    return _session(request.config).open_server(embed_server, hardware=settings.hardware,
                                                 paired=settings.incumbent is not None)
 
 

@@ -111,8 +111,7 @@ class Run:
         return cls.from_dict(data, str(path))
 
 
-def model_run_for(server, *, hardware: str | None = None, api_key: str | None = None,
-                  paired: bool = False) -> ModelRun:
+def model_run_for(server, *, hardware: str | None = None, paired: bool = False) -> ModelRun:
     """A model's record, opened for its server: the identity of every figure it will hold (hardware, engine,
     dtype, deployment, paired), the machine, the software, and how the server was started."""
     deployment = server.deployment()
@@ -123,7 +122,7 @@ def model_run_for(server, *, hardware: str | None = None, api_key: str | None = 
         profile=HardwareProfile(hardware or detected, engine, server.dtype, deployment, paired),
         machine=machine,
         software=software,
-        server={"url": redact_url(server.url), "boot_seconds": server.boot_seconds, **launch_record(server, api_key)},
+        server={"url": redact_url(server.url), "boot_seconds": server.boot_seconds, **launch_record(server)},
         facts=model_facts(server.spec),
     )
 
@@ -143,11 +142,11 @@ def where_it_runs(server, deployment: str) -> tuple[str, str]:
     return describe(server.device, getattr(server, "gpus", None), gpu_count(deployment))
 
 
-def launch_record(server, api_key: str | None) -> dict:
+def launch_record(server) -> dict:
     """How a booted server was started (argv with the key masked, OpenMP threads): both shape its timings.
     A server met by URL has no argv to show."""
     launch = getattr(server, "launch_record", None)
-    return launch(api_key) if launch else {"argv": None}
+    return launch() if launch else {"argv": None}
 
 
 def machine_info(model_run: ModelRun) -> dict:

@@ -53,10 +53,9 @@ class RunSession:
         policy = Policy(settings.strict, settings.update_baselines, settings.accept_regressions)
         return cls(Store(settings.baselines), policy, progress)
 
-    def open_server(self, server, *, hardware: str | None = None, api_key: str | None = None,
-                    paired: bool = False) -> ModelRun:
+    def open_server(self, server, *, hardware: str | None = None, paired: bool = False) -> ModelRun:
         """The record of one model's server in this run: where its figures are kept and judged."""
-        return self.open_model(model_run_for(server, hardware=hardware, api_key=api_key, paired=paired))
+        return self.open_model(model_run_for(server, hardware=hardware, paired=paired))
 
     def open_model(self, model_run: ModelRun) -> ModelRun:
         profile_name(model_run.profile)  # a name that cannot be a file name fails here, before any figure
@@ -159,7 +158,7 @@ class RunSession:
         """Note in the run's record which server the candidate's paired figures were measured against."""
         model_run.server["incumbent"] = {
             "described": described, "url": redact_url(server.url), "software": server.engine_info()[1],
-            "dtype": server.dtype, **launch_record(server, server.api_key)}
+            "dtype": server.dtype, **launch_record(server)}
 
     def measure(self, model_run: ModelRun, marker: str, target: Target, arguments: dict, judging: dict | None = None,
                 test: str | None = None) -> list[Verdict]:

@@ -16,10 +16,8 @@ from typing import Any
 from ..facts.server_access import API_KEY_ENV, INCUMBENT_API_KEY_ENV, check_server_args, redact_url
 from ..facts.names import safe_name
 from ..serve.placement import gpu_count
+from ..serve.ports import LOCALHOST
 from ..serve.remote import is_loopback
-
-LOCALHOST = "127.0.0.1"
-
 
 # The command-line options, as pytest's addoption takes them; the plugin registers them, nothing more.
 FLAG = dict(action="store_true")

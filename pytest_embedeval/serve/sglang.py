@@ -154,9 +154,9 @@ class SGLangServer:
             return os.environ["OMP_NUM_THREADS"]
         return str(self.cpu_threads) if self.device == "cpu" and self.cpu_threads else None
 
-    def launch_record(self, api_key: str | None) -> dict:
+    def launch_record(self) -> dict:
         """How it was started, for the run's record: argv with the key masked, and OpenMP threads."""
-        return {"argv": redact(self.argv, api_key), "omp_threads": self.omp_threads}
+        return {"argv": redact(self.argv, self.api_key), "omp_threads": self.omp_threads}
 
     def write_config(self) -> None:
         """The ``--config`` YAML that carries the key: mode 0600, with the user's own --config merged in."""
