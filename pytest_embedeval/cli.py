@@ -1,11 +1,14 @@
 """`embedeval`: the same store and reports as the plugin, outside pytest.
 
-    embedeval baselines show [MODEL]
-    embedeval baselines update RUN.json [--accept-regressions]
+    embedeval baselines show [MODEL] [--markdown] [--dir baselines]
+    embedeval baselines update RUN.json [--accept-regressions] [--dir baselines]
     embedeval report RUN.json [--markdown]
-    embedeval compare A.json B.json [--chart chart.png]
+    embedeval compare RUN_A.json RUN_B.json [--markdown]    one model's run B against its run A; exit 1 on a regression
+    embedeval table RUN.json... [--markdown] [--chart chart.png] [--dir baselines]    models side by side
     embedeval prefetch --tasks cmteb-sts[,NAME...]
     embedeval models [--markdown]
+
+Every command exits 2 on a usage error or a file it cannot read.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ from functools import partial
 from pathlib import Path
 
 from .report import diff_table, store_table, table, verdict_table
-from .store import baselines as store
 from .run.record import Run
+from .store import baselines as store
 
 
 def _show(args) -> int:
@@ -62,6 +65,38 @@ def _report(args) -> int:
 
 
 def _compare(args) -> int:
+    """Run B against run A, model by model, judged by the judge; 1 when a verdict fails (a regression)."""
+    from .report.tables import versus_failures, versus_report
+    from .run.versus import compare_runs
+
+    before, after = Run.from_json(args.before), Run.from_json(args.after)
+    shared = [model for model in after.models if model in before.models]
+    if not shared:
+        print(f"embedeval compare: {args.before} holds {_models_in(before)} and {args.after} holds "
+              f"{_models_in(after)}: no model in both. compare judges one model's run against another run of it; "
+              f"for models side by side, run: embedeval table {args.before} {args.after}", file=sys.stderr)
+        return 2
+    runs = ((str(args.before), before.created), (str(args.after), after.created))
+    failures = []
+    for model in shared:
+        comparison = compare_runs(before.models[model], after.models[model], created=before.created)
+        print(versus_report(comparison, runs, markdown=args.markdown), end="\n\n")
+        failures += versus_failures(comparison)
+    for path, run, other in ((args.before, before, after), (args.after, after, before)):
+        alone = [model for model in run.models if model not in other.models]
+        if alone:
+            print(f"only in {path}: {', '.join(alone)}")
+    for sentence in failures:
+        print(sentence, file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _models_in(run: Run) -> str:
+    return f"model {', '.join(run.models)}" if run.models else "no model"
+
+
+def _table(args) -> int:
+    """The article's table: several models side by side, from their saved runs."""
     from .report.compare import chart, comparison_table
 
     runs = [model_run for path in args.runs for model_run in Run.from_json(path).models.values()]
@@ -133,7 +168,8 @@ def _models(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """Every command, each with the handler that runs it (``set_defaults(handler=...)``)."""
     parser = argparse.ArgumentParser(prog="embedeval", description="pytest-embedeval outside pytest")
     commands = parser.add_subparsers(dest="command", required=True)
     baselines = commands.add_parser("baselines", help="show or update the baseline store")
@@ -141,28 +177,44 @@ def main(argv: list[str] | None = None) -> int:
     show = actions.add_parser("show", help="print the baselines as a table")
     show.add_argument("model", nargs="?")
     show.add_argument("--markdown", action="store_true")
+    show.set_defaults(handler=_show)
     update = actions.add_parser("update", help="write a saved run's measurements (pytest --embed-report)")
     update.add_argument("run", type=Path)
     update.add_argument("--accept-regressions", action="store_true")
+    update.set_defaults(handler=_update)
     for sub in (show, update):
         sub.add_argument("--dir", type=Path, default=Path("baselines"), help="baseline directory (default: baselines)")
     report = commands.add_parser("report", help="render a saved run (pytest --embed-report) again")
     report.add_argument("run", type=Path)
     report.add_argument("--markdown", action="store_true")
-    compare = commands.add_parser("compare", help="the article's table, from saved runs of several models")
-    compare.add_argument("runs", type=Path, nargs="+")
-    compare.add_argument("--markdown", action="store_true")
-    compare.add_argument("--chart", type=Path, help="also write a PNG chart of latency and throughput")
-    compare.add_argument("--dir", type=Path, default=Path("baselines"), help="baselines, for the article's figures")
+    report.set_defaults(handler=_report)
+    compare = commands.add_parser("compare", help="one model's run B against its run A: each figure's change, its "
+                                  "95%% interval and the verdict; exit 1 on a regression")
+    compare.add_argument("before", type=Path, metavar="RUN_A.json", help="the baseline run (pytest --embed-report)")
+    compare.add_argument("after", type=Path, metavar="RUN_B.json", help="the candidate run")
+    compare.add_argument("--markdown", action="store_true", help="Markdown, for a pull-request comment")
+    compare.set_defaults(handler=_compare)
+    side_by_side = commands.add_parser("table", help="the article's table, from saved runs of several models")
+    side_by_side.add_argument("runs", type=Path, nargs="+")
+    side_by_side.add_argument("--markdown", action="store_true")
+    side_by_side.add_argument("--chart", type=Path, help="also write a PNG chart of latency and throughput")
+    side_by_side.add_argument("--dir", type=Path, default=Path("baselines"),
+                              help="baselines, for the article's figures")
+    side_by_side.set_defaults(handler=_table)
     prefetch = commands.add_parser("prefetch", help="download mteb datasets into the HF cache, for offline runs")
     prefetch.add_argument("--tasks", required=True, help="presets, task names or benchmark names, comma-separated")
+    prefetch.set_defaults(handler=_prefetch)
     models = commands.add_parser("models", help="list the model aliases with their facts, the project's own included")
     models.add_argument("--markdown", action="store_true")
-    args = parser.parse_args(argv)
-    handler = {"show": _show, "update": _update}.get(getattr(args, "action", None)) or (
-        {"prefetch": _prefetch, "compare": _compare, "models": _models}.get(args.command, _report))
+    models.set_defaults(handler=_models)
+    # Sub-packages of the face add their own commands below, one line each: module.add_parser(commands).
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
-        return handler(args)
+        return args.handler(args)
     except (store.BaselineError, ValueError) as exc:
         print(f"embedeval: {exc}", file=sys.stderr)
         return 2

@@ -52,6 +52,8 @@ class Verdict:
     published: str | None = None  # published figures of the metric, shown beside it: "article 89 ms: +68%"
     shape: str | None = None  # what the marker measured it at: "batch 1 x 16 tokens"
     why: str | None = None  # an inconclusive or baseline-less verdict's reason, and what would settle it
+    timing: str | None = None  # the run record's Timing whose per-request samples the figure summarises
+    statistic: str | None = None  # how it summarises them: "p50", "p90", "p99" or "mean"
     failing: bool = False  # decided by the judge under the run's policy: reports and exit codes read it
 
     @property

@@ -1,13 +1,13 @@
-"""Tables people read: verdicts, baseline diffs and the baseline store, as text or Markdown."""
+"""Tables people read: verdicts, baseline diffs, the baseline store and one run against another, as text or Markdown."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
 
-from ..store.baselines import Change, ModelBaselines
-from ..judge.verdicts import Outcome, Verdict, format_value
 from ..facts.metrics import CATALOGUE, PAIRED_SCORE, metric, parse_label
+from ..judge.verdicts import Outcome, Verdict, format_value
+from ..store.baselines import Change, ModelBaselines
 
 PAIRED = {name for name, definition in CATALOGUE.items() if definition.pair_unit or name == "paired_min_cosine"}
 
@@ -103,3 +103,72 @@ def store_table(baselines: ModelBaselines, markdown: bool = False) -> str:
     title = f"{baselines.model}  ({baselines.path})"
     return "\n".join([title, body, *(["", *notes] if notes else [])])
 
+
+def versus_report(comparison, runs: Sequence[tuple[str, str]], markdown: bool = False) -> str:
+    """One model's run B against run A: which runs they are, then each figure's change, its interval and the
+    judge's verdict, and what the verdicts that cannot tell or cannot compare need. ``runs``: (file, created)
+    of A and B. ``comparison``: ``run.versus.Comparison``."""
+    model_runs = (comparison.before, comparison.after)
+    who = [f"{side} ({when}): {path}, created {created or 'unknown'}; {run.software or 'software unknown'}; "
+           f"{run.machine or 'machine unknown'}; {run.profile}"
+           for side, when, (path, created), run in zip("AB", ("before", "after"), runs, model_runs)]
+    title = f"{comparison.after.model}: run B against run A"
+    if markdown:
+        head = [f"### {title}", "", *(f"- {line}" for line in who), ""]
+    else:
+        head = [title, *(f"  {line}" for line in who)]
+    rows = [_versus_row(v, comparison.before_values.get(v.label), comparison.judged_against_before(v))
+            for v in comparison.verdicts]
+    rows += [(name, format_value(value, metric(parse_label(name)[0]).unit), "-", "-", "-", "-", "not measured in run B")
+             for name, value in ((n, comparison.before_values[n]) for n in comparison.only_before)]
+    body = table(("metric", "A", "B", "change", "95% CI of the change", "tolerance", "verdict"), rows, markdown)
+    notes = [f"{v.label} cannot tell: {v.why}" for v in comparison.verdicts if v.outcome is Outcome.INCONCLUSIVE]
+    return "\n".join([*head, body, *([""] + notes if notes else [])])
+
+
+def versus_failures(comparison) -> list[str]:
+    """One sentence per failing verdict of B against A: "latency_p50_ms (...) regressed: 20.1 ms -> 24.3 ms
+    (+21.0%, CI +12.0%..+31.0%), tolerance 10%"."""
+    sentences = []
+    for v in comparison.failing():
+        before = comparison.before_values.get(v.label)
+        if v.outcome is not Outcome.REGRESSED or not comparison.judged_against_before(v):
+            sentences.append(v.reason())  # not a number, or judged against a fixed baseline: its own sentence
+            continue
+        definition = metric(v.metric)
+        interval = f", CI {_change_interval(definition, before, v.interval)}" if v.interval else ""
+        sentences.append(f"{v.label} regressed: {format_value(before, v.unit)} -> {format_value(v.measured, v.unit)} "
+                         f"({_change(definition, before, v.measured)}{interval}), tolerance {v.tolerance}")
+    return sentences
+
+
+def _versus_row(v: Verdict, before: float | None, against_before: bool) -> tuple[str, ...]:
+    definition = metric(v.metric)
+    if v.outcome is Outcome.NO_BASELINE:
+        verdict = f"not comparable: {v.why}"
+    elif v.outcome is Outcome.INCONCLUSIVE:
+        verdict = "cannot tell"
+    elif not against_before:
+        verdict = f"{_verdict_text(v)} (against {format_value(v.baseline, v.unit)} on every server)"
+    else:
+        verdict = _verdict_text(v)
+    return (v.label, format_value(before, v.unit), format_value(v.measured, v.unit),
+            "-" if v.outcome is Outcome.NO_BASELINE else _change(definition, before, v.measured),
+            _change_interval(definition, before, v.interval) if v.interval and against_before else "-",
+            v.tolerance or "-", verdict)
+
+
+def _change(definition, before: float | None, after: float) -> str:
+    """B's change from A: relative where the metric's tolerance is (times, rates, memory), else in its unit."""
+    if before is None or not (math.isfinite(before) and math.isfinite(after)):
+        return "-"
+    if definition.tolerance.relative and before:
+        return f"{(after - before) / abs(before) * 100:+.1f}%"
+    return f"{after - before:+.4g} {definition.unit}"
+
+
+def _change_interval(definition, before: float, interval: tuple[float, float]) -> str:
+    """"+12.0%..+31.0%", or "-0.2..+0.4 points": the interval of B's figure, as changes from A's."""
+    low, high = (_change(definition, before, end) for end in interval)
+    unit = f" {definition.unit}"
+    return f"{low.removesuffix(unit)}..{high}"

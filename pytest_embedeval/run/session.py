@@ -80,10 +80,12 @@ class RunSession:
             return (self._against_stored_samples(model_run, measurement, timings, baseline)
                     or self._against_stored_items(model_run, measurement, baseline))
 
-        return self._judge.verdict(model_run.model, figure, model_run.profile,
-                                  half_precision=any(is_half_precision(d) for d in dtypes),
-                                  paired_tolerance=paired_tolerance, marker_tolerance=tolerance, test=test,
-                                  against_stored=against_stored)
+        verdict = self._judge.verdict(model_run.model, figure, model_run.profile,
+                                      half_precision=any(is_half_precision(d) for d in dtypes),
+                                      paired_tolerance=paired_tolerance, marker_tolerance=tolerance, test=test,
+                                      against_stored=against_stored)
+        # The record says which samples the figure summarises, so that a later run can be judged against them.
+        return replace(verdict, timing=measurement.timing, statistic=measurement.statistic)
 
     def _against_stored_items(self, model_run: ModelRun, measurement: Measurement, baseline: float):
         """An accuracy figure's interval of the change from the run that wrote its baseline, when that run's items
@@ -109,10 +111,6 @@ class RunSession:
         figure the baseline holds: both runs resampled, so the baseline's own noise counts. None otherwise."""
         if not measurement.timing:
             return None
-        import math
-
-        from ..measure import stats
-
         samples = next((t.samples for t in timings if t.name == measurement.timing), None)
         key = (model_run.model, profile_name(model_run.profile))
         if key not in self._stored_timings:  # read once a run: the file changes only when the run ends
@@ -120,15 +118,11 @@ class RunSession:
                 self._stored_timings[key] = self.store.timings.load(*key)
             except BaselineError as exc:  # a broken file: name it, rather than judge without it
                 raise MeasurementError(str(exc)) from None
-        stored = self._stored_timings[key].get(measurement.timing)
-        if not samples or not stored:
+        interval = interval_against_samples(samples, self._stored_timings[key].get(measurement.timing),
+                                            measurement.statistic, baseline)
+        if interval is None:
             return None
-        statistic = stats.STATISTICS[measurement.statistic]
-        if not math.isclose(baseline, float(statistic(stored)) * 1000, rel_tol=1e-3):  # a hand-edited figure
-            return None
-        ratio = stats.ratio_interval(samples, stored, statistic)
-        return ((baseline * ratio[0], baseline * ratio[1]),
-                "CI of this run against the baseline run, both runs' samples resampled")
+        return interval, "CI of this run against the baseline run, both runs' samples resampled"
 
     def record(self, model_run: ModelRun, measurements: list[Measurement], *, tolerance=None,
                paired_tolerance=None, test: str | None = None, timings: list = ()) -> list[Verdict]:
@@ -278,6 +272,23 @@ class RunSession:
                 mine_counts = mine.requests.setdefault(server, {"attempts": 0, "failed": 0})
                 for key, count in counts.items():
                     mine_counts[key] += count
+
+
+def interval_against_samples(samples, stored, statistic: str, baseline: float) -> tuple[float, float] | None:
+    """A timed figure's 95% interval against another run's samples of it (seconds; ``baseline``, in ms, is the
+    figure those samples give): both runs resampled, so the other run's own noise counts too. None where either
+    run has no samples, or where ``baseline`` is not their ``statistic`` (a hand-edited figure)."""
+    import math
+
+    from ..measure import stats
+
+    if not samples or not stored:
+        return None
+    summary = stats.STATISTICS[statistic]
+    if not math.isclose(baseline, float(summary(stored)) * 1000, rel_tol=1e-3):
+        return None
+    ratio = stats.ratio_interval(samples, stored, summary)
+    return baseline * ratio[0], baseline * ratio[1]
 
 
 def _run_marker(marker: str, target: Target, arguments: dict) -> Measured:

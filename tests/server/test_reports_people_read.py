@@ -56,7 +56,7 @@ def test_two_runs_side_by_side_as_the_articles_table_with_a_chart(pytester, run_
     run_suite(f"--embed-model={cls_pooled_minilm}", "--embed-report=b.json").assert_outcomes(passed=3)
     chart = pytester.path / "chart.png"
     capsys.readouterr()  # drop what the inner runs printed
-    assert embedeval(["compare", str(pytester.path / "a.json"), str(pytester.path / "b.json"),
+    assert embedeval(["table", str(pytester.path / "a.json"), str(pytester.path / "b.json"),
                       "--chart", str(chart)]) == 0
     out = capsys.readouterr().out
     header = out.splitlines()[0]

