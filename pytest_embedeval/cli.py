@@ -7,6 +7,11 @@
     embedeval table RUN.json... [--markdown] [--chart chart.png] [--dir baselines]    models side by side
     embedeval prefetch --tasks cmteb-sts[,NAME...]
     embedeval models [--markdown]
+    embedeval pull-request RUN.json [--pr N] [--output comment.md] [--dry-run]    the pull request's one comment
+    embedeval env [PIN...] [-r LOCK] [--isolated]    the python of a cached environment of these requirements
+    embedeval bisect PACKAGE --good V --bad V -- PYTEST_ARGS    the first version whose paired verdict regresses
+    embedeval bisect --good-lock A.txt --bad-lock B.txt -- PYTEST_ARGS    the first pin of B that regresses
+    embedeval bisect step --good-python PATH [--requirements LOCK] -- PYTEST_ARGS    for git bisect run
 
 Every command exits 2 on a usage error or a file it cannot read.
 """
@@ -22,6 +27,7 @@ from pathlib import Path
 from .report import diff_table, store_table, table, verdict_table
 from .run.record import Run
 from .store import baselines as store
+from .upgrade import bisect, environments, pull_request
 
 
 def _show(args) -> int:
@@ -208,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--markdown", action="store_true")
     models.set_defaults(handler=_models)
     # Sub-packages of the face add their own commands below, one line each: module.add_parser(commands).
+    pull_request.add_parser(commands)
+    environments.add_parser(commands)
+    bisect.add_parser(commands)
     return parser
 
 

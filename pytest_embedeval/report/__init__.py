@@ -1,7 +1,8 @@
 """Layer 7, reports people read, rendered from one finished run session: the verdicts as they were recorded.
 
 ``tables`` (text and Markdown tables), ``github`` (step summary, github-action-benchmark files),
-``compare`` (models side by side, the chart). ``sections`` and ``write_files`` are what a run ends with.
+``compare`` (models side by side, the chart), ``comment`` (a pull request's one comment). ``sections`` and
+``write_files`` are what a run ends with.
 """
 
 from __future__ import annotations

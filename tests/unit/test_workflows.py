@@ -7,6 +7,7 @@ run, against a Hugging Face cache made in a temporary directory).
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -16,11 +17,15 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pytest_embedeval import __version__
 from pytest_embedeval.facts.registry import BUILTIN_ALIASES, Registry
+from pytest_embedeval.cli import build_parser
+from pytest_embedeval.upgrade import pull_request
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
 GPU_WORKFLOW = WORKFLOWS / "embed-regression.yml"
+PULL_REQUEST_WORKFLOW = WORKFLOWS / "pull-request.yml"
 TESTS_WORKFLOW = WORKFLOWS / "tests.yml"
 README = ROOT / "README.md"
 
@@ -202,11 +207,13 @@ def test_every_action_is_pinned_to_a_full_commit_sha_with_its_release_beside_it(
     assert all(len(found) == 1 for found in shas.values()), f"{path.name}: an action pinned to two commits: {shas}"
 
 
-def test_both_workflows_pin_an_action_to_the_same_commit(gpu_workflow, tests_workflow):
-    pins = [dict(u.split("@") for u in every_uses(w)) for w in (gpu_workflow, tests_workflow)]
-    shared = set(pins[0]) & set(pins[1])
-    assert shared, "the workflows share no action (checkout at least): the test reads the wrong files"
-    assert {a: pins[0][a] for a in shared} == {a: pins[1][a] for a in shared}
+def test_every_workflow_pins_an_action_to_the_same_commit():
+    pins: dict[str, dict[str, str]] = {}  # action -> commit -> the first workflow that pins it there
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        for action, commit in (u.split("@") for u in every_uses(load(path)) if "@" in u):
+            pins.setdefault(action, {}).setdefault(commit, path.name)
+    assert len(pins["actions/checkout"]) >= 1, "no workflow checks out: the test reads the wrong files"
+    assert all(len(commits) == 1 for commits in pins.values()), f"one action, two commits: {pins}"
 
 
 def github_glob(pattern: str) -> re.Pattern:
@@ -444,3 +451,129 @@ def test_the_readme_shows_the_first_run_on_a_new_runner_as_the_workflow_runs_it(
                   for line in pytest_lines(script) if "--embed-update-baselines" in line)
     assert re.sub(r"\s+#.*$", "", commands[1]) == update
     assert "update_baselines" in section and "vs published" in section
+
+
+# (e) the reusable pull-request workflow: the head against the base on the GPU runner, one comment on the pull request
+
+
+@pytest.fixture(scope="module")
+def pr_workflow() -> dict:
+    return load(PULL_REQUEST_WORKFLOW)
+
+
+def step_named(job: dict, name: str) -> dict:
+    return next(step for step in job["steps"] if step.get("name") == name)
+
+
+def commands(script: str) -> list[str]:
+    """A step's shell commands, one a line, continuation lines joined as bash joins them."""
+    return [" ".join(line.split()) for line in script.replace("\\\n", " ").splitlines() if line.strip()]
+
+
+def test_the_pull_request_workflow_is_reusable_and_installs_this_release(pr_workflow):
+    assert set(pr_workflow["on"]) == {"workflow_call"}
+    inputs = pr_workflow["on"]["workflow_call"]["inputs"]
+    assert {name for name, spec in inputs.items() if spec.get("required")} == {"model", "suite"}
+    assert inputs["embedeval-version"]["default"] == __version__, "release the workflow with the package's version"
+    assert json.loads(inputs["runs-on"]["default"]) == GPU_LABELS
+    assert inputs["requirements"]["default"] == "requirements-lock.txt"
+    installs = [step for job in pr_workflow["jobs"].values() for step in job["steps"] if "pip install" in step.get(
+        "run", "")]
+    assert len(installs) == 2, "both jobs install the tool"
+    for step in installs:
+        assert '"pytest-embedeval==$VERSION"' in step["run"] and step["env"]["VERSION"] == (
+            "${{ inputs.embedeval-version }}")
+
+
+def test_a_forks_pull_request_never_reaches_the_gpu_runner(pr_workflow):
+    job = pr_workflow["jobs"]["measure"]
+    assert job["runs-on"] == "${{ fromJSON(inputs.runs-on) }}"
+    ours = {"github.event_name": "pull_request", "github.repository": "octo/app",
+            "github.event.pull_request.head.repo.full_name": "octo/app"}
+    assert evaluate(job["if"], ours, job_failed=False)
+    fork = {**ours, "github.event.pull_request.head.repo.full_name": "mallory/app"}
+    assert not evaluate(job["if"], fork, job_failed=False)
+    # pull_request_target runs the base's workflow with a token that can write: never on this runner.
+    assert not evaluate(job["if"], {**ours, "github.event_name": "pull_request_target"}, job_failed=False)
+
+
+def test_the_verdict_is_the_gpu_jobs_status_and_its_report_is_uploaded_whatever_it_says(pr_workflow):
+    job = pr_workflow["jobs"]["measure"]
+    checkouts = {step["with"]["path"]: step["with"]["ref"] for step in job["steps"]
+                 if step.get("uses", "").startswith("actions/checkout@")}
+    assert checkouts == {"base": "${{ github.event.pull_request.base.sha }}",
+                         "head": "${{ github.event.pull_request.head.sha }}"}
+    environments = step_named(job, "Build or reuse each side's environment")["run"]
+    assert 'env --isolated -r "base/$REQUIREMENTS"' in environments
+    assert 'env --isolated -r "head/$REQUIREMENTS"' in environments
+    gate = step_named(job, "The head against the base, side by side")
+    command = commands(gate["run"])[-1]
+    assert command.startswith('"$HEAD_PYTHON" -m pytest --embed-model="$MODEL" "$SUITE" ')
+    assert '--embed-incumbent-python="$BASE_PYTHON"' in command and '--embed-report="$REPORT"' in command
+    assert gate["env"]["HEAD_PYTHON"] == "${{ steps.environments.outputs.head }}" and gate["working-directory"] == "head"
+    # Nothing between pytest's exit status and the job's.
+    assert not gate.get("continue-on-error") and not re.search(r"\|\||set \+e|; *true|exit 0", gate["run"])
+    upload = step_named(job, "Upload the report")
+    assert upload["with"]["path"] == gate["env"]["REPORT"]
+    assert "Upload the report" in simulate(job, {}, failing={gate["name"]})
+
+
+def test_the_comment_job_alone_can_write_and_runs_after_a_failed_verdict_too(pr_workflow):
+    assert pr_workflow["permissions"] == {}
+    measure, comment = pr_workflow["jobs"]["measure"], pr_workflow["jobs"]["comment"]
+    assert measure["permissions"] == {"contents": "read"}
+    assert comment["permissions"] == {"pull-requests": "write"} and comment["runs-on"] == "ubuntu-latest"
+    assert comment["needs"] == "measure"
+    for result, runs in (("success", True), ("failure", True), ("skipped", False), ("cancelled", False)):
+        context = {"needs.measure.result": result}
+        assert evaluate(comment["if"], context, job_failed=result == "failure") is runs, result
+    # It takes the report as data: no checkout of anyone's scripts, only the tool's own check of what it reads.
+    assert not any("checkout@" in step.get("uses", "") for step in comment["steps"])
+    download = step_named(comment, "Download the report")
+    assert download["with"]["name"] == step_named(measure, "Upload the report")["with"]["name"]
+    post = step_named(comment, "Write or update the comment")
+    (command,) = commands(post["run"])
+    assert command == ('embedeval pull-request "$RUNNER_TEMP/embedeval-report/run.json" --pr "$PR_NUMBER" '
+                       '--output "$RUNNER_TEMP/comment.md"')
+    assert download["with"]["path"] == "${{ runner.temp }}/embedeval-report"
+    assert post["env"] == {"GITHUB_TOKEN": "${{ github.token }}",
+                           "PR_NUMBER": "${{ github.event.pull_request.number }}"}
+    assert simulate(comment, {}, failing={"Download the report"}) == ["Download the report"]
+
+
+def test_a_new_push_cancels_the_runs_of_the_one_before(pr_workflow):
+    for name, job in pr_workflow["jobs"].items():
+        group = job["concurrency"]["group"]
+        assert "github.event.pull_request.number" in group and "inputs.model" in group, name
+        assert job["concurrency"]["cancel-in-progress"] is True, name
+
+
+@pytest.mark.parametrize("path", sorted(WORKFLOWS.glob("*.yml")), ids=lambda p: p.name)
+def test_no_job_that_may_run_on_a_self_hosted_runner_holds_a_write_token(path):
+    workflow = load(path)
+    for name, job in workflow["jobs"].items():
+        runs_on = str(job.get("runs-on", ""))
+        if "self-hosted" not in runs_on and "${{" not in runs_on:
+            continue  # a GitHub-hosted runner, new for every job
+        permissions = job.get("permissions", workflow.get("permissions"))
+        assert isinstance(permissions, dict), f"{path.name}: job {name} may run self-hosted: declare its permissions"
+        assert "write" not in permissions.values(), f"{path.name}: job {name} may run self-hosted with {permissions}"
+
+
+def test_the_workflow_calls_the_tool_as_its_own_parsers_read_it(pr_workflow):
+    parser = build_parser()
+    values = {"$REQUIREMENTS": "requirements-lock.txt", "$PR_NUMBER": "12", "$RUNNER_TEMP": "/tmp/runner"}
+    called, parsed = [], []
+    for script in run_scripts(pr_workflow):
+        for line in commands(script):
+            for words in re.findall(r'embedeval"? ((?:env|pull-request) [^)]*)', line):
+                for name, value in values.items():
+                    words = words.replace(name, value)
+                args = parser.parse_args(shlex.split(words))
+                called.append((args.command, args.handler))
+                parsed.append((args.command, args.handler, args))
+    assert [command for command, _ in called] == ["env", "env", "pull-request"]
+    assert called[-1][1] is pull_request.handle
+    # Each side's environment is its lock alone: an overlay on the job's tool, emptied after the job, would
+    # leave the cached environment pointing at nothing.
+    assert all(args.isolated for command, _, args in parsed if command == "env")
