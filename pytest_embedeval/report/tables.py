@@ -164,7 +164,8 @@ def _change(definition, before: float | None, after: float) -> str:
         return "-"
     if definition.tolerance.relative and before:
         return f"{(after - before) / abs(before) * 100:+.1f}%"
-    return f"{after - before:+.4g} {definition.unit}"
+    # Stored figures keep 6 decimals: a difference below that is rounding, not a change.
+    return f"{round(after - before, 6) + 0.0:+.4g} {definition.unit}"
 
 
 def _change_interval(definition, before: float, interval: tuple[float, float]) -> str:

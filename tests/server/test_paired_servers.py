@@ -6,6 +6,7 @@ import json
 import sys
 
 import pytest
+from support.suites import paired_suite
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -42,18 +43,7 @@ def test_accuracy_is_scored_on_both_servers_and_judged_as_a_difference(pytester,
 
 # -- two real SGLang servers ----------------------------------------------------------------------
 
-PAIRED_SUITE = """
-import pytest
-
-# This test asks whether the pair is measured and reported, not whether two servers are equal to 5%.
-@pytest.mark.embed_latency(requests=80, warmup=5, paired_tolerance="25%")
-def test_latency():
-    pass
-
-@pytest.mark.embed_drift
-def test_drift():
-    pass
-"""
+PAIRED_SUITE = paired_suite(requests=80)
 
 
 def test_a_real_sglang_incumbent_is_booted_beside_the_candidate_and_measured_in_alternation(pytester, embed_server):

@@ -3,37 +3,23 @@ candidate and, through --embed-incumbent-python, as the incumbent (other server 
 alternation and writes --embed-report; then `embedeval pull-request` posts that report to a STAND-IN of GitHub's
 REST API (tests/support/github_api.py) on two pushes: one comment, created, then updated, never duplicated."""
 
-import argparse
 import sys
 
 import pytest
 from support.github_api import BOT, GitHubAPIStandin
+from support.suites import paired_suite
 
-from pytest_embedeval.upgrade.pull_request import add_parser
+from pytest_embedeval.cli import main
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 TOKEN = "ghs_pull-request-end-to-end-token"
 
-# The comment, not the servers' equality, is under test here: a 25% band keeps a noisy 2-core machine quiet.
-PAIRED_SUITE = """
-import pytest
-
-@pytest.mark.embed_latency(requests=40, warmup=5, paired_tolerance="25%")
-def test_latency():
-    pass
-
-@pytest.mark.embed_drift
-def test_drift():
-    pass
-"""
+PAIRED_SUITE = paired_suite(requests=40)
 
 
 def embedeval_pull_request(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="embedeval")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["pull-request", *map(str, argv)])
-    return args.handler(args)
+    return main(["pull-request", *map(str, argv)])
 
 
 def test_a_paired_run_becomes_one_comment_updated_on_the_next_push(pytester, monkeypatch, capsys):

@@ -40,3 +40,19 @@ def test_throughput():
 def test_dimensions(embed_client, embed_metric):
     embed_metric("dimensions", embed_client.embed(["x"]).shape[1])
 """
+
+
+def paired_suite(requests: int) -> str:
+    """A suite that pairs: latency in alternation and the two servers' vectors. Its 25% band asks whether the pair is
+    measured and reported, not whether two servers are equal to 5% on a noisy 2-core machine."""
+    return f"""
+import pytest
+
+@pytest.mark.embed_latency(requests={requests}, warmup=5, paired_tolerance="25%")
+def test_latency():
+    pass
+
+@pytest.mark.embed_drift
+def test_drift():
+    pass
+"""

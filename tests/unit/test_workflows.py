@@ -577,3 +577,16 @@ def test_the_workflow_calls_the_tool_as_its_own_parsers_read_it(pr_workflow):
     # Each side's environment is its lock alone: an overlay on the job's tool, emptied after the job, would
     # leave the cached environment pointing at nothing.
     assert all(args.isolated for command, _, args in parsed if command == "env")
+
+
+def test_the_readmes_caller_lines_call_the_reusable_workflow_as_it_is(pr_workflow):
+    section = README.read_text(encoding="utf-8").split("## On pull requests", 1)[1].split("\n## ", 1)[0]
+    caller = yaml.safe_load(section.split("```yaml", 1)[1].split("```", 1)[0])
+    (job,) = caller["jobs"].values()
+    assert job["uses"].split("@")[0].endswith("/.github/workflows/pull-request.yml")
+    inputs = pr_workflow["on"]["workflow_call"]["inputs"]
+    assert set(job["with"]) <= set(inputs), "the README passes an input the workflow does not have"
+    assert {name for name, spec in inputs.items() if spec.get("required")} <= set(job["with"])
+    # A called workflow's jobs get no more than the caller's job grants.
+    needed = {**pr_workflow["jobs"]["measure"]["permissions"], **pr_workflow["jobs"]["comment"]["permissions"]}
+    assert job["permissions"] == needed
