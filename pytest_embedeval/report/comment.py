@@ -86,8 +86,9 @@ def _model_section(model_run: ModelRun, environment: dict) -> list[str]:
     verdicts = [_escaped(v) for v in model_run.verdicts]
     incumbent = model_run.server.get("incumbent", {})
     described = _text(incumbent.get("described", "the incumbent server"))
-    lines = [f"### {_text(model_run.model)} on {_text(str(model_run.profile))}", "",
-             f"The candidate against {described}, measured side by side.", ""]
+    setting = (f"The candidate against {described}, measured side by side." if incumbent
+               else "The candidate alone: this run had no incumbent.")
+    lines = [f"### {_text(model_run.model)} on {_text(str(model_run.profile))}", "", setting, ""]
     accuracy = lambda v: v.metric.startswith(PAIRED_SCORE)
     memory = lambda v: v.metric == "paired_memory_ratio"
     groups = (("Speed and vectors", lambda v: not accuracy(v) and not memory(v)),

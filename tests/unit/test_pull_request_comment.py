@@ -4,7 +4,6 @@ comments untouched, the token never shown."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import secrets
@@ -14,6 +13,7 @@ import httpx
 import pytest
 from support.github_api import BOT, OCTOCAT, GitHubAPIStandin, Identity
 
+from pytest_embedeval.cli import main
 from pytest_embedeval.facts.hardware import HardwareProfile
 from pytest_embedeval.judge.rules import Figure, Judge, Policy
 from pytest_embedeval.report import comment
@@ -23,7 +23,6 @@ from pytest_embedeval.upgrade import pull_request
 from pytest_embedeval.upgrade.pull_request import (
     CommentError,
     PullRequest,
-    add_parser,
     upsert,
 )
 
@@ -63,11 +62,8 @@ def saved_run(tmp_path, figures_=None, *, paired=True) -> Path:
 
 
 def embedeval(*argv: str) -> int:
-    """`embedeval pull-request ...` through the subcommand's own parser, as the `embedeval` command adds it."""
-    parser = argparse.ArgumentParser(prog="embedeval")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["pull-request", *map(str, argv)])
-    return args.handler(args)
+    """`embedeval pull-request ...`, as a user types it."""
+    return main(["pull-request", *map(str, argv)])
 
 
 def comment_of(path, capsys) -> tuple[int, str]:
@@ -108,6 +104,7 @@ def test_a_run_without_an_incumbent_cannot_tell_and_says_how_to_pair(tmp_path, c
     alone = [Figure("latency_p50_ms (batch 1 x 16 tokens)", 21.0, (20.5, 21.6))]
     status, body = comment_of(saved_run(tmp_path, alone, paired=False), capsys)
     assert "cannot tell" in body.splitlines()[1] and "--embed-incumbent-python" in body and status == 0
+    assert "this run had no incumbent" in body and "measured side by side" not in body
 
 
 def test_accuracy_memory_and_a_chart_of_the_ratios_with_their_tolerance(tmp_path, capsys):
