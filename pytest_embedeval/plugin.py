@@ -190,6 +190,9 @@ def pytest_runtest_call(item: pytest.Item):
         for server, (client, before) in counted.items():
             failed_requests += _session(item.config).count_requests(funcargs["embed_run"], client, before,
                                                                     item.nodeid, server)
+        if "embed_server" in funcargs:  # and so is a fleet's worker that died, though the gateway hid it
+            failed_requests += _session(item.config).count_dead_workers(funcargs["embed_run"],
+                                                                        funcargs["embed_server"], item.nodeid)
     if failed_requests:
         _fail_on(failed_requests, _session(item.config))
     return result
@@ -248,7 +251,7 @@ def embed_server_memory(embed_server):
 
     if embed_server.process is None:
         pytest.skip("server memory cannot be measured: --embed-url points at a server this run did not start")
-    return lambda: tree_pss_bytes(embed_server.process.pid)
+    return lambda: sum(tree_pss_bytes(pid) for pid in embed_server.root_pids())
 
 
 # -- reporting ---------------------------------------------------------------------------------------

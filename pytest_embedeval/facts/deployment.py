@@ -7,6 +7,11 @@ heard of keeps two deployments apart rather than letting one judge the other.
 
 from __future__ import annotations
 
+# How SGLang's model gateway (smg) may spread a fleet's requests over its workers: by load alone first, then by
+# the text (cache_aware and the hashing ones give a split that depends on the workload).
+GATEWAY_POLICIES = ("round_robin", "random", "power_of_two", "least_load", "cache_aware", "consistent_hashing",
+                    "prefix_hash")
+
 # Flags that change neither vectors, nor times, nor memory (or that the plugin owns and sets the same every run).
 NEUTRAL = frozenset({
     "--log-level", "--log-level-http", "--log-requests", "--log-requests-level", "--enable-metrics",

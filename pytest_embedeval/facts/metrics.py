@@ -48,6 +48,7 @@ class Metric:
     fixed_baseline: float | None = None  # the same everywhere: never stored, never updated, never accepted
     pair_unit: str | None = None  # a paired figure: the unit of the incumbent's and the candidate's own values
     half_precision: Tolerance | None = None  # the default for a half-precision server, which rounds every layer
+    sides: tuple[str, str] = ("incumbent", "candidate")  # a paired figure's two sides, as its sentence names them
 
     @property
     def hardware_bound(self) -> bool:
@@ -62,14 +63,17 @@ class Metric:
             raise ValueError(f"{self.name} takes a tolerance in {self.unit}, like {self.tolerance}, got {tolerance}")
 
 
-def _m(name, unit, better, tolerance, description, fixed_baseline=None, pair_unit=None, half=None) -> Metric:
+def _m(name, unit, better, tolerance, description, fixed_baseline=None, pair_unit=None, half=None,
+       sides=("incumbent", "candidate")) -> Metric:
     return Metric(name, unit, better, Tolerance.parse(tolerance), description, fixed_baseline, pair_unit,
-                  None if half is None else Tolerance.parse(half))
+                  None if half is None else Tolerance.parse(half), sides)
 
 
-def _paired(name, better, tolerance, description, pair_unit, unit="ratio", baseline=1.0, half=None) -> Metric:
+def _paired(name, better, tolerance, description, pair_unit, unit="ratio", baseline=1.0, half=None,
+            sides=("incumbent", "candidate")) -> Metric:
     # Candidate against an incumbent server measured in the same minutes: equal servers give 1 (or 0).
-    return _m(name, unit, better, tolerance, description, fixed_baseline=baseline, pair_unit=pair_unit, half=half)
+    return _m(name, unit, better, tolerance, description, fixed_baseline=baseline, pair_unit=pair_unit, half=half,
+              sides=sides)
 
 
 CATALOGUE: dict[str, Metric] = {m.name: m for m in (
@@ -107,6 +111,13 @@ CATALOGUE: dict[str, Metric] = {m.name: m for m in (
     _paired("paired_latency_mean_ratio", LOWER, "5%", "candidate / incumbent mean latency, paired requests", "ms"),
     _paired("paired_throughput_ratio", HIGHER, "5%", "candidate / incumbent tokens/s, paired windows", "tokens/s"),
     _paired("paired_memory_ratio", LOWER, "10%", "candidate / incumbent memory of the server", "B"),
+    # A fleet's own figures, its parts measured in the same minutes and judged as paired ones: equal workers give 1,
+    # and a gateway that adds nothing gives 1.
+    _paired("fleet_balance_ratio", LOWER, "15%", "the slowest worker's median latency over the other workers', "
+            "requests through the gateway", "ms", sides=("the other workers", "the slowest worker")),
+    _paired("gateway_overhead_ratio", LOWER, "10%", "median of the request pairs' latency ratios, through the gateway "
+            "/ straight to the worker it chose", "ms", sides=("straight to the worker", "through the gateway")),
+    _m("dead_workers", "workers", LOWER, 0, "workers of the fleet that exited during the run", fixed_baseline=0.0),
     # Two servers of the same files and dtype compute the same vectors: to ~1e-7 in float32.
     _paired("paired_min_cosine", HIGHER, 0.0001, "worst cosine of a probe text, candidate vs incumbent vectors",
             None, unit="cosine", half=0.001),

@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .deployment import GATEWAY_POLICIES
 from .server_access import check_server_args
 from .names import safe_name
 
@@ -40,6 +41,8 @@ class ModelSpec:
     trust_remote_code: bool = False
     server_args: tuple[str, ...] = ()  # launch arguments this model always needs
     parameters: str | None = None
+    workers: int = 1  # more than 1: a fleet of that many SGLang workers behind SGLang's model gateway
+    gateway_policy: str = "round_robin"  # how the gateway spreads requests over the workers
 
     def local_dir(self) -> Path | None:
         """The model's files on this machine, without touching the network."""
@@ -196,6 +199,8 @@ _USER_FIELDS = {
     "trust_remote_code": bool,
     "server_args": list,
     "parameters": str,
+    "workers": int,
+    "gateway_policy": str,
 }
 
 
@@ -234,11 +239,14 @@ def _user_spec(alias: str, table: dict[str, Any], source: Path) -> ModelSpec:
     if not table.get("model", "").strip():
         raise ModelConfigError(f"{where}: field 'model' is required and may not be empty "
                                "(a Hugging Face id or a local directory)")
-    for name in ("dimensions", "max_tokens"):
+    for name in ("dimensions", "max_tokens", "workers"):
         if name in table:
             _positive_int(table[name], where, name)
     if table.get("pooling", "cls") not in POOLINGS:
         raise ModelConfigError(f"{where}: field 'pooling' must be one of {POOLINGS}, got {table['pooling']!r}")
+    if table.get("gateway_policy", GATEWAY_POLICIES[0]) not in GATEWAY_POLICIES:
+        raise ModelConfigError(f"{where}: field 'gateway_policy' must be one of {', '.join(GATEWAY_POLICIES)}, "
+                               f"got {table['gateway_policy']!r}")
     if "matryoshka" in table:
         sizes = table["matryoshka"]
         if (len(sizes) != 2 or not all(type(v) is int and v > 0 for v in sizes) or sizes[0] > sizes[1]

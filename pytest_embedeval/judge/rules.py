@@ -194,6 +194,7 @@ class Figure:
     note: str | None = None
     pair: tuple[float, float] | None = None
     missing: str | None = None  # why there is no value: a stored input this run needs is not there
+    subject: str | None = None  # what within the server it is about: "worker 2 of 2 (http://...)"
 
 
 class Judge:
@@ -237,7 +238,7 @@ class Judge:
                           outcome=outcome, baseline=baseline if judged else None,
                           tolerance=str(chosen) if judged else None, profile=profile, source=source,
                           interval=interval, test=test, note=note, pair=figure.pair,
-                          published=published(stored, figure.label, figure.value), why=why)
+                          published=published(stored, figure.label, figure.value), why=why, subject=figure.subject)
         return replace(verdict, failing=self.policy.fails(verdict))
 
     @staticmethod

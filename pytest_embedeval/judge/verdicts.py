@@ -55,6 +55,7 @@ class Verdict:
     timing: str | None = None  # the run record's Timing whose per-request samples the figure summarises
     statistic: str | None = None  # how it summarises them: "p50", "p90", "p99" or "mean"
     failing: bool = False  # decided by the judge under the run's policy: reports and exit codes read it
+    subject: str | None = None  # what the figure is about within its server, when not all of it: "worker 2 of 2"
 
     @property
     def label(self) -> str:
@@ -89,8 +90,10 @@ class Verdict:
             low, high = (format_value(x, self.unit) for x in self.interval)
             interval = f", 95% CI {low}..{high}"
         why = f": {self.why}" if self.why else ""
+        if self.subject:
+            why = f" ({self.subject}){why}"
         if self.pair:
-            return (f"{self.label} {self.outcome.value}{why}: candidate {self.pair_text()}: {measured}{interval} "
+            return (f"{self.label} {self.outcome.value}{why}: {self.pair_text()}: {measured}{interval} "
                     f"({self.delta_text()} from {format_value(self.baseline, self.unit)}, tolerance {self.tolerance})")
         return (
             f"{self.label} {self.outcome.value}{why}: measured {measured}{interval}, baseline "
@@ -99,11 +102,12 @@ class Verdict:
         )
 
     def pair_text(self) -> str:
-        """The two servers' own values: "36.5 ms vs incumbent 33.1 ms"."""
+        """The two sides' own values: "candidate 36.5 ms vs incumbent 33.1 ms"."""
         from ..facts.metrics import metric
 
-        unit = metric(self.metric).pair_unit or self.unit
-        return f"{format_value(self.pair[1], unit)} vs incumbent {format_value(self.pair[0], unit)}"
+        definition = metric(self.metric)
+        unit, (first, second) = definition.pair_unit or self.unit, definition.sides
+        return f"{second} {format_value(self.pair[1], unit)} vs {first} {format_value(self.pair[0], unit)}"
 
     def section(self) -> str:
         """The detail, as a small table: metric, baseline, measured, delta, tolerance."""
@@ -123,7 +127,9 @@ class Verdict:
         if self.published:
             rows.append(("published", self.published))
         if self.pair:
-            rows.insert(1, ("servers", f"candidate {self.pair_text()}"))
+            rows.insert(1, ("servers", self.pair_text()))
+        if self.subject:
+            rows.insert(1, ("about", self.subject))
         if self.interval:
             rows.insert(3, ("95% CI", f"{format_value(self.interval[0], self.unit)} .. "
                                       f"{format_value(self.interval[1], self.unit)}"))

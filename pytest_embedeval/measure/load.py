@@ -17,6 +17,7 @@ import orjson
 from pytest_benchmark.timers import default_timer
 
 from ..facts.server_access import AnswerTooLarge, answer_limit, auth_headers
+from ..serve.gateway import ROUTED_HEADER
 
 
 class MalformedBody(ValueError):
@@ -59,6 +60,7 @@ class LoadResult:
     concurrency: int
     batch_size: int
     latencies: list[float] = field(default_factory=list)  # seconds, successful requests only
+    routed: list[str | None] = field(default_factory=list)  # beside each latency: the worker a gateway chose
     prompt_tokens: int = 0  # as the server's usage reports them
     failures: int = 0
     errors: list[str] = field(default_factory=list)  # the first few, for the report
@@ -104,8 +106,9 @@ class _Server:
         # Bodies are encoded before the clock starts: the timer holds the request, not our JSON encoder.
         return orjson.dumps({"model": self.model, "input": batch, **extra})
 
-    async def send(self, body: bytes, inputs: int) -> None:
-        """One timed request, counted as a latency or as a failure with its reason."""
+    async def send(self, body: bytes, inputs: int) -> str | None:
+        """One timed request, counted as a latency or as a failure with its reason; the worker a gateway routed
+        it to, where one did."""
         result = self.result
         started = default_timer()
         try:
@@ -126,7 +129,9 @@ class _Server:
                 result.errors.append(f"{type(exc).__name__}: {exc}")
             return
         result.latencies.append(elapsed)
+        result.routed.append(response.headers.get(ROUTED_HEADER))
         result.prompt_tokens += tokens
+        return result.routed[-1]
 
 
 async def _read_at_most(response: aiohttp.ClientResponse, limit: int) -> bytes:
@@ -167,6 +172,34 @@ async def _drive_alternating(first: tuple, second: tuple, batches: list[list[str
             for server, body in order if index % 2 == 0 else order[::-1]:
                 await server.send(body, len(batch))
     return a.result, b.result
+
+
+async def _drive_through_gateway(gateway: tuple, workers: list[str], batches: list[list[str]], timeout: float,
+                                 extra: dict) -> tuple[LoadResult, LoadResult, list]:
+    size = len(batches[0]) if batches else 0
+    async with _Server(*gateway, timeout, 1, size) as routed, _Server(*gateway, timeout, 1, size) as direct:
+        # The direct session sends the routed request's twin to the worker the gateway chose, by its own URL.
+        endpoints = {worker.rstrip("/"): f"{worker.rstrip('/')}/v1/embeddings" for worker in workers}
+        pairs = []
+        for batch in batches:
+            body = routed.body(batch, extra)
+            worker = (await routed.send(body, len(batch)) or "").rstrip("/")
+            if worker not in endpoints:
+                continue  # failed, or went to a worker the gateway did not list: no twin to compare with
+            direct.endpoint, before = endpoints[worker], len(direct.result.latencies)
+            await direct.send(body, len(batch))
+            if len(direct.result.latencies) > before:
+                pairs.append((worker, routed.result.latencies[-1], direct.result.latencies[-1]))
+    return routed.result, direct.result, pairs
+
+
+def run_through_gateway(gateway: tuple, workers: list[str], batches: list[list[str]], *, timeout: float = 120.0,
+                        **extra) -> tuple[LoadResult, LoadResult, list]:
+    """Each batch through the gateway ((url, model, api_key)), then at once the same batch straight to the worker
+    it was routed to. One request in flight: a pair shares its moment, and what differs is the gateway's own time.
+    Returns (routed, direct, pairs): pairs are (worker URL, routed seconds, direct seconds)."""
+    gateway = (gateway[0].rstrip("/"), *gateway[1:])
+    return asyncio.run(_drive_through_gateway(gateway, workers, batches, timeout, extra))
 
 
 def run_load(url: str, model: str, batches: list[list[str]], *, concurrency: int = 1, api_key: str | None = None,

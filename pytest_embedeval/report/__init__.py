@@ -11,7 +11,7 @@ import json
 import os
 from pathlib import Path
 
-from .tables import diff_table, pair_table, store_table, table, verdict_table
+from .tables import diff_table, fleet_table, pair_table, store_table, table, verdict_table
 
 __all__ = ["diff_table", "pair_table", "sections", "store_table", "table", "verdict_table", "write_files"]
 
@@ -34,6 +34,10 @@ def sections(session) -> list[tuple[str, str, dict]]:
         if model_run.verdicts:
             found.append((f"embedeval: {model_run.model} on {model_run.profile}",
                           verdict_table(model_run.verdicts), {}))
+        fleet = fleet_table(model_run.verdicts)
+        if fleet:
+            workers = len(model_run.server.get("workers") or []) or "its"
+            found.append((f"embedeval: {model_run.model}, the fleet ({workers} workers behind the gateway)", fleet, {}))
         paired = pair_table(model_run.verdicts)
         if paired:
             found.append((f"embedeval: {model_run.model}, candidate vs incumbent "

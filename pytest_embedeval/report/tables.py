@@ -9,7 +9,10 @@ from ..facts.metrics import CATALOGUE, PAIRED_SCORE, metric, parse_label
 from ..judge.verdicts import Outcome, Verdict, format_value
 from ..store.baselines import Change, ModelBaselines
 
-PAIRED = {name for name, definition in CATALOGUE.items() if definition.pair_unit or name == "paired_min_cosine"}
+# A fleet's own figures (facts/metrics.py): its parts measured in the same minutes, but no incumbent's.
+FLEET = ("fleet_balance_ratio", "gateway_overhead_ratio", "dead_workers")
+PAIRED = {name for name, definition in CATALOGUE.items()
+          if (definition.pair_unit or name == "paired_min_cosine") and name not in FLEET}
 
 _ORDER = {Outcome.NOT_A_NUMBER: 0, Outcome.REGRESSED: 0, Outcome.INCONCLUSIVE: 1, Outcome.NO_BASELINE: 1,
           Outcome.IMPROVED: 2, Outcome.PASSED: 3}
@@ -65,6 +68,19 @@ def pair_table(verdicts: Iterable[Verdict], markdown: bool = False) -> str:
         return ""
     return table(("metric", "incumbent", "candidate", "candidate vs incumbent", "95% CI", "tolerance", "verdict"),
                  rows, markdown)
+
+
+def fleet_table(verdicts: Iterable[Verdict], markdown: bool = False) -> str:
+    """A fleet's figures: each worker's latency and share, the balance between workers, the gateway's overhead and
+    any worker that died, with what each is about."""
+    rows = []
+    for v in (v for v in verdicts if v.metric in FLEET or v.subject):
+        rows.append((v.label, v.subject or "the fleet", format_value(v.measured, v.unit),
+                     f"{v.interval[0]:.4g}..{v.interval[1]:.4g}" if v.interval else "-", v.tolerance or "-",
+                     _verdict_text(v), v.pair_text() if v.pair else ""))
+    if not rows:
+        return ""
+    return table(("metric", "about", "measured", "95% CI", "tolerance", "verdict", "sides"), rows, markdown)
 
 
 def diff_table(changes: Iterable[Change], markdown: bool = False) -> str:

@@ -74,7 +74,8 @@ class RunSession:
         if measurement.metric.startswith("paired"):  # either server's half precision rounds the pair's figure
             dtypes.append(model_run.server.get("incumbent", {}).get("dtype", ""))
         figure = Figure(label(measurement.metric, measurement.shape), float(measurement.value),
-                        measurement.interval, measurement.note, measurement.pair, measurement.missing)
+                        measurement.interval, measurement.note, measurement.pair, measurement.missing,
+                        measurement.subject)
 
         def against_stored(baseline: float):
             return (self._against_stored_samples(model_run, measurement, timings, baseline)
@@ -200,6 +201,18 @@ class RunSession:
         if not failed:
             return []
         return self.record(model_run, [_failed_share(attempts, failed, "this test's", server)], test=test)
+
+    def count_dead_workers(self, model_run: ModelRun, server, test: str | None = None) -> list[Verdict]:
+        """A fleet's workers that died since the last look: each a failing verdict of its own, named, once; the
+        gateway may hide a death from every request (it retries on the others)."""
+        dead = getattr(server, "dead_workers", lambda: [])()
+        reported = model_run.server.setdefault("dead_workers", [])
+        new = [worker for worker in dead if str(worker) not in reported]
+        reported.extend(str(worker) for worker in new)
+        return self.record(model_run, [Measurement(
+            "dead_workers", float(len(dead)), None,
+            f"{len(dead)} of the fleet's {len(server.workers)} workers no longer run; its log: "
+            f"{server.workers[worker.index - 1].log_path}", None, subject=str(worker)) for worker in new], test=test)
 
     # -- the end -----------------------------------------------------------------------------------
 

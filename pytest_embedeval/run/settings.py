@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..facts.deployment import GATEWAY_POLICIES
 from ..facts.server_access import API_KEY_ENV, INCUMBENT_API_KEY_ENV, check_server_args, redact_url
 from ..facts.names import safe_name
 from ..serve.placement import gpu_count
@@ -62,6 +63,13 @@ OPTIONS = [
                                      "hub (default: offline)")),
     ("--embed-any-sglang", dict(**FLAG, help="boot an SGLang outside the version range this plugin is tested "
                                 "with, all the same")),
+    # A fleet: several SGLang workers behind SGLang's model gateway (the [fleet] extra), tested as one server.
+    ("--embed-workers", dict(type=int, default=None, metavar="N", help="boot N SGLang workers behind SGLang's "
+                             "model gateway (smg) and test the fleet: per-worker figures, balance, the gateway's "
+                             "overhead (default: the model's 'workers', else 1: one server, no gateway)")),
+    ("--embed-gateway-policy", dict(default=None, choices=GATEWAY_POLICIES, help="how the gateway spreads "
+                                    "requests over the workers (default: the model's 'gateway_policy', else "
+                                    "round_robin)")),
     # The incumbent: the server you run now, measured beside the candidate in the same minutes (paired verdicts).
     ("--embed-incumbent-url", dict(default=None, metavar="URL", help="pair the server under test with an incumbent "
                                    "server already running at URL")),
@@ -139,9 +147,12 @@ class Settings:
     incumbent: Incumbent | None = None  # paired verdicts: an incumbent server beside the candidate
     any_sglang: bool = False  # --embed-any-sglang
     mteb_results: Path | None = None  # --embed-mteb-results
+    workers: int | None = None  # --embed-workers: a fleet of N workers behind the gateway; None = the model's
+    gateway_policy: str | None = None  # --embed-gateway-policy; None = the model's
 
     def header(self) -> str:
-        target = redact_url(self.url) or f"SGLang booted by the plugin, device {self.device}"
+        fleet = f", {self.workers} workers behind SGLang's gateway" if (self.workers or 1) > 1 else ""
+        target = redact_url(self.url) or f"SGLang booted by the plugin, device {self.device}{fleet}"
         paired = f"; paired with {self.incumbent.describe()}" if self.incumbent else ""
         return f"embedeval: models {', '.join(s.alias for s in self.specs)}; server: {target}{paired}"
 
@@ -211,6 +222,8 @@ def read(option: Callable[[str], Any], ini: Callable[[str], Any], rootpath: Path
         incumbent=_incumbent(option, registry, specs),
         any_sglang=bool(option("embed_any_sglang")),
         mteb_results=path("embed_mteb_results"),
+        workers=_workers(option("embed_workers"), bool(option("embed_url"))),
+        gateway_policy=option("embed_gateway_policy"),
     )
 
 
@@ -267,6 +280,17 @@ def _incumbent(option: Callable[[str], Any], registry, specs: list) -> Incumbent
         raise SettingsError(str(exc)) from None
     key = option("embed_incumbent_api_key") or os.environ.get(INCUMBENT_API_KEY_ENV) or None
     return Incumbent(spec, url, python, server_args, key)
+
+
+def _workers(value: int | None, url: bool) -> int | None:
+    if value is None:
+        return None
+    if value < 1:
+        raise SettingsError(f"--embed-workers {value}: give the number of SGLang workers to boot, 1 or more")
+    if url and value > 1:
+        raise SettingsError("--embed-workers boots a fleet; --embed-url tests one that is already running (point it "
+                            "at the gateway: the plugin asks it for its workers)")
+    return value
 
 
 def _seconds(ini: Callable[[str], Any], name: str) -> float:

@@ -51,6 +51,26 @@ def placement(settings, device: str, worker: str | None, incumbent: bool = False
                                          [s.alias for s in specs]))
 
 
+def fleet_placement(settings, device: str, workers: int, incumbent: bool = False) -> list[Allotment]:
+    """Where each worker of a fleet runs: on a CPU, an equal share of the cores (one thread each at the least); on
+    GPUs, a GPU each, a paired run's incumbent fleet on the next ones. NoRoomForTwo when there are too few GPUs."""
+    pair = settings.incumbent
+    fleets = 2 if pair is not None and not pair.url and not settings.url else 1
+    if device == "cpu":
+        from ..facts.hardware import usable_cores
+
+        return [Allotment(None, cpu_threads=max(1, usable_cores() // (workers * fleets)))] * workers
+    usable = list(settings.gpus) if settings.gpus else list(range(gpu_count()))
+    if len(usable) < workers * fleets:
+        raise NoRoomForTwo(
+            f"a fleet of {workers} workers{' beside an incumbent fleet' if fleets == 2 else ''} needs "
+            f"{workers * fleets} GPUs, one per worker, and this run may use {len(usable)} "
+            f"({'--embed-gpus' if settings.gpus else 'all NVML sees'}): ask for fewer with --embed-workers, or name "
+            "more GPUs with --embed-gpus")
+    first = workers if incumbent else 0
+    return [Allotment((usable[first + index],)) for index in range(workers)]
+
+
 def paired_cpu_threads() -> int:
     """OpenMP threads for each of two servers that share the CPU: half its cores each.
 

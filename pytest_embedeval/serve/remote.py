@@ -90,7 +90,15 @@ class RemoteServer:
             self._dtype = self._reported_dtype()
         except ValueError as exc:
             raise UnsafeServerReport(str(exc)) from None
+        from .gateway import list_workers
+
+        # A gateway (SGLang's model gateway) lists the workers it routes to: the run measures each of them.
+        self._workers = [w["url"] for w in list_workers(self.url, self.api_key)]
         return self
+
+    def worker_urls(self) -> list[str]:
+        """The workers behind it, where it is a gateway that lists them; [] for one server."""
+        return list(getattr(self, "_workers", []))
 
     def _request(self, route: str) -> httpx.Response:
         """GET ``route``, whole answer within INFO_SECONDS (a server trickling a byte every 9 s is cut off)
@@ -144,12 +152,14 @@ class RemoteServer:
         try:
             info = self._get("/get_server_info")
         except Exception:
-            return ""
+            info = None
         from ..facts.registry import standard_args
         from .argv import CPU_ARGS
 
         plugin_args = (CPU_ARGS if self.device == "cpu" else ()) + standard_args(self.spec)
-        return from_server_info(info, plugin_args) if isinstance(info, dict) else ""
+        flags = from_server_info(info, plugin_args) if isinstance(info, dict) else ""
+        fleet = f"--fleet-workers {len(self.worker_urls())}" if self.worker_urls() else ""  # never one server's
+        return " ".join(filter(None, [flags, fleet]))
 
     def engine_info(self) -> tuple[str, str]:
         try:

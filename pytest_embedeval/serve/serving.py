@@ -11,13 +11,15 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
+from .gateway import GatewayError
 from .remote import RemoteServer, UnreachableServer
 from .sglang import ServerError as _BootError
-from .placement import NoRoomForTwo, placement
+from .placement import NoRoomForTwo, fleet_placement, placement
 from .sglang import SGLangServer, detect_device
 
 
-CannotServe = (_BootError, UnreachableServer, NoRoomForTwo)  # no server to test, and the sentence says why
+# No server to test, and the sentence says why.
+CannotServe = (_BootError, UnreachableServer, NoRoomForTwo, GatewayError)
 
 
 def server_for(spec, settings, log_dir: Path, worker: str | None = None, *, incumbent: bool = False,
@@ -35,19 +37,36 @@ def server_for(spec, settings, log_dir: Path, worker: str | None = None, *, incu
     arguments = settings.server_args
     if incumbent and pair.server_args is not None:
         arguments = pair.server_args
-    allotted = placement(settings, device, worker, incumbent)
-    if allotted.memory_fraction and not any(a.startswith("--mem-fraction-static") for a in arguments):
-        arguments = (*arguments, "--mem-fraction-static", f"{allotted.memory_fraction:.3f}")
+    # A key on every server the plugin boots, the user's or a new one: another user of a shared machine (or a
+    # container on its network) can reach 127.0.0.1, and SGLang has had remote-code bugs in its routes.
+    key = key or secrets.token_urlsafe(32)
+    name = f"sglang-{spec.alias}{'-incumbent' if incumbent else ''}"
     _unwind_on_sigterm()
-    return SGLangServer(
-        # A key on every server the plugin boots, the user's or a new one: another user of a shared machine (or a
-        # container on its network) can reach 127.0.0.1, and SGLang has had remote-code bugs in its routes.
-        spec, device=device, extra_args=tuple(arguments), api_key=key or secrets.token_urlsafe(32),
-        log_path=Path(log_dir) / f"sglang-{spec.alias}{'-incumbent' if incumbent else ''}.log",
-        boot_timeout=settings.boot_timeout, gpus=allotted.gpus, cpu_threads=allotted.cpu_threads,
-        host=settings.host, offline=not settings.allow_downloads,
-        python=(pair.python if incumbent and pair.python else sys.executable), any_sglang=settings.any_sglang,
-        progress=progress)
+
+    def sglang(allotted, log_name: str) -> SGLangServer:
+        extra = arguments
+        if allotted.memory_fraction and not any(a.startswith("--mem-fraction-static") for a in arguments):
+            extra = (*arguments, "--mem-fraction-static", f"{allotted.memory_fraction:.3f}")
+        return SGLangServer(
+            spec, device=device, extra_args=tuple(extra), api_key=key, log_path=Path(log_dir) / f"{log_name}.log",
+            boot_timeout=settings.boot_timeout, gpus=allotted.gpus, cpu_threads=allotted.cpu_threads,
+            host=settings.host, offline=not settings.allow_downloads,
+            python=(pair.python if incumbent and pair.python else sys.executable), any_sglang=settings.any_sglang,
+            progress=progress)
+
+    workers = settings.workers or spec.workers
+    if workers == 1:
+        return sglang(placement(settings, device, worker, incumbent), name)
+    from .fleet import Fleet
+    from .gateway import Gateway
+
+    members = [sglang(allotted, f"{name}-worker{index}")
+               for index, allotted in enumerate(fleet_placement(settings, device, workers, incumbent), 1)]
+    # The same key on every hop: the gateway checks it, and sends it to the workers.
+    gateway = Gateway([m.url for m in members], key, Path(log_dir) / f"{name}-gateway.log",
+                      policy=settings.gateway_policy or spec.gateway_policy, host=settings.host,
+                      boot_timeout=settings.boot_timeout, env=members[0].environment())
+    return Fleet(members, gateway)
 
 
 def go_offline() -> None:

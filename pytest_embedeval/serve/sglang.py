@@ -26,7 +26,7 @@ from ..facts.server_access import API_KEY_ENV, auth_headers
 from . import compat, external
 from .argv import build_argv, read_user_config, redact, split_config
 from .ports import LOCALHOST, describe_pid, free_port, listeners, port_taken, tree_pids
-from .watchdog import end_session, mask_file
+from .watchdog import end_session, mask_file, start_watchdog
 
 class ServerError(RuntimeError):
     """The server could not be started or stopped; the message carries the tail of its log."""
@@ -185,6 +185,11 @@ class SGLangServer:
     # -- life cycle -------------------------------------------------------------------------
 
     def start(self) -> "SGLangServer":
+        self.launch()
+        return self.wait()
+
+    def launch(self) -> "SGLangServer":
+        """Start the process and its watchdog, without waiting: a fleet launches all its workers, then waits."""
         if self.process is not None:
             raise ServerError("server already started")
         try:
@@ -194,7 +199,16 @@ class SGLangServer:
             raise
         _live.add(self)
         try:
-            self._start_watchdog()
+            self.watchdog = start_watchdog(self.process.pid, self.environment(), self.api_key,
+                                           remove=self.config_path, mask=self.log_path)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def wait(self) -> "SGLangServer":
+        """Block until the launched server is ready; stop it if it never is."""
+        try:
             self.wait_until_ready()
         except BaseException:  # a timeout, a dead server, Ctrl-C: never leave it behind
             self.stop()
@@ -257,23 +271,6 @@ class SGLangServer:
         users = {a.split("=", 1)[0] for a in (*self.spec.server_args, *self.extra_args) if a.startswith("--")}
         argv = self.argv
         return install.supported(argv, {a for a in argv if a.startswith("--")} - users)
-
-    def _start_watchdog(self) -> None:
-        # If pytest is killed (-9, the OOM killer) no teardown runs: this small process notices and
-        # ends the server's whole session, which PR_SET_PDEATHSIG alone does not (it reaches the
-        # server's root only; SGLang's detokenizer and resource tracker outlived it).
-        secret = ["--remove", str(self.config_path), "--mask", str(self.log_path)] if self.api_key else []
-        self.watchdog = subprocess.Popen(
-            [sys.executable, "-m", "pytest_embedeval.serve.watchdog", str(os.getpid()), str(self.process.pid),
-             *secret],
-            stdin=subprocess.PIPE if self.api_key else subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            env=self.environment(),
-            start_new_session=True,  # Ctrl-C is pytest's to handle; the watchdog outlives only a kill
-        )
-        if self.api_key:  # through a pipe, not argv: the watchdog masks the log if pytest dies
-            self.watchdog.stdin.write(self.api_key.encode() + b"\n")
-            self.watchdog.stdin.close()
 
     def wait_until_ready(self) -> None:
         """Ready = our process is alive, /health answers 200 (after a real forward pass), and the socket
@@ -397,6 +394,10 @@ class SGLangServer:
 
     def is_alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    def root_pids(self) -> list[int]:
+        """The processes whose trees are this server (its memory is theirs)."""
+        return [self.process.pid] if self.process is not None else []
 
     def stop(self, grace: float = 15.0) -> None:
         """End the whole process tree: SIGTERM, then SIGKILL for whatever outlives the grace.

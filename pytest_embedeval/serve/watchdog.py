@@ -99,6 +99,25 @@ def mask_file(path, secret: str | None) -> None:
         os.close(fd)
 
 
+def start_watchdog(session: int, env: dict, secret: str | None = None, *, remove=None, mask=None):
+    """Start the watchdog of the process whose session is ``session`` (started with ``start_new_session``);
+    the caller kills it after its own teardown. With ``secret``: on pytest's death it also removes the file
+    ``remove`` and masks the secret in the log ``mask``; the secret goes through a pipe, never argv."""
+    import subprocess
+
+    options = ["--remove", str(remove), "--mask", str(mask)] if secret else []
+    watchdog = subprocess.Popen(
+        [sys.executable, "-m", "pytest_embedeval.serve.watchdog", str(os.getpid()), str(session), *options],
+        stdin=subprocess.PIPE if secret else subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+        start_new_session=True,  # Ctrl-C is pytest's to handle; the watchdog outlives only a kill
+    )
+    if secret:
+        watchdog.stdin.write(secret.encode() + b"\n")
+        watchdog.stdin.close()
+    return watchdog
+
+
 def main(argv: list[str]) -> int:
     parent, session = int(argv[0]), int(argv[1])
     options = dict(zip(argv[2::2], argv[3::2]))

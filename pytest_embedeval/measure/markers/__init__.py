@@ -15,6 +15,7 @@ import inspect
 
 from .embed_accuracy import embed_accuracy
 from .embed_drift import embed_drift
+from .embed_fleet import embed_fleet
 from .embed_latency import embed_latency
 from .embed_memory import embed_memory
 from .embed_throughput import embed_throughput
@@ -23,16 +24,20 @@ from .target import Measured, Measurement, MeasurementError, NotMeasurable, Targ
 __all__ = ["MARKERS", "JUDGED_BY", "TIMED", "Measured", "Measurement", "MeasurementError", "NotMeasurable",
            "Target", "arguments", "bind", "help_line"]
 
-MARKERS = {f.__name__: f for f in (embed_latency, embed_throughput, embed_memory, embed_accuracy, embed_drift)}
+MARKERS = {f.__name__: f for f in (embed_latency, embed_throughput, embed_memory, embed_accuracy, embed_drift,
+                                    embed_fleet)}
 # The judge's arguments each marker takes: a tolerance ("10%", or a number in the metric's unit) for its
 # figures against their baselines, and one for its paired figures against the built-in 1 (or 0).
 JUDGED_BY = {"embed_latency": ("tolerance", "paired_tolerance"),
              "embed_throughput": ("tolerance", "paired_tolerance"),
              "embed_memory": ("tolerance", "paired_tolerance"),
              "embed_accuracy": ("tolerance",),
-             "embed_drift": ("tolerance", "paired_tolerance")}
+             "embed_drift": ("tolerance", "paired_tolerance"),
+             # Per-worker latencies against their baselines; balance and overhead, measured in the same minutes, as
+             # paired figures against the built-in 1.
+             "embed_fleet": ("tolerance", "paired_tolerance")}
 # Timed figures move with the machine's moment: the session measures a regressed one a second time.
-TIMED = ("embed_latency", "embed_throughput")
+TIMED = ("embed_latency", "embed_throughput", "embed_fleet")
 
 
 def signature(name: str) -> inspect.Signature:

@@ -32,24 +32,29 @@ def _memory(target: Target, sent: list[list[str]], shape: str, whose: str) -> li
                             "start")
     if server.device == "cpu":
         target.load(sent, concurrency=4)
-        return [Measurement("host_memory_bytes", tree_pss_bytes(server.process.pid), None,
-                            "PSS of the server's process tree after load", shape)]
+        return [Measurement("host_memory_bytes", sum(tree_pss_bytes(pid) for pid in server.root_pids()), None,
+                            "PSS of the server's process trees after load (a fleet's: every worker's and the "
+                            "gateway's)", shape)]
     from ..gpu import tree_gpu_memory
 
-    gpus = list(server.gpus) if server.gpus is not None else None
+    members = getattr(server, "workers", [server])  # a fleet's GPU memory is its workers'
+
+    def readings():
+        return [tree_gpu_memory(m.process.pid, m.gpu_memory_before, list(m.gpus) if m.gpus is not None else None)
+                for m in members]
 
     def sample():
-        reading = tree_gpu_memory(server.process.pid, server.gpu_memory_before, gpus)
-        return reading.bytes if reading else 0
+        return sum(reading.bytes for reading in readings() if reading)
 
     with PeakSampler(sample, interval=0.2) as sampler:
         target.load(sent, concurrency=4)
-    after = tree_gpu_memory(server.process.pid, server.gpu_memory_before, gpus)
-    if after is None:
+    after = readings()
+    if any(reading is None for reading in after):
         raise NotMeasurable("no GPU memory to measure: NVML is not available")
-    note = f"{after.note()}; {server.memory_settings()}"
-    return [Measurement("gpu_memory_bytes", after.bytes, None, note, shape),
-            Measurement("gpu_memory_peak_bytes", max(sampler.peak, after.bytes), None, note, shape)]
+    total = sum(reading.bytes for reading in after)
+    note = f"{'; '.join(reading.note() for reading in after)}; {server.memory_settings()}"
+    return [Measurement("gpu_memory_bytes", total, None, note, shape),
+            Measurement("gpu_memory_peak_bytes", max(sampler.peak, total), None, note, shape)]
 
 
 def memory_figure(candidate: Measurement, incumbent: Measurement) -> Measurement:

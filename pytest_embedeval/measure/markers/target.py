@@ -27,6 +27,7 @@ class Measurement:
     pair: tuple[float, float] | None = None  # a paired figure: the incumbent's and the candidate's own values
     items: tuple = field(default=(), compare=False, repr=False)  # an accuracy figure's per-item values
     missing: str | None = None  # no value: a stored input it needs is not there (the judge says "no baseline")
+    subject: str | None = None  # what within the server it is about, when not all of it: "worker 2 of 2 (URL)"
 
 
 @dataclass
