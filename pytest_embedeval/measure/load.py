@@ -10,6 +10,7 @@ Requests are never retried: a retry would hide a failure and distort the latency
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -65,6 +66,8 @@ class LoadResult:
     failures: int = 0
     errors: list[str] = field(default_factory=list)  # the first few, for the report
     wall_seconds: float = 0.0
+    client_cpu_seconds: float = 0.0  # CPU the load generator itself spent (every client process's)
+    processes: int = 1  # client processes that sent the requests
 
     @property
     def requests(self) -> int:
@@ -77,6 +80,13 @@ class LoadResult:
     @property
     def requests_per_s(self) -> float:
         return self.requests / self.wall_seconds if self.wall_seconds else 0.0
+
+    def client_text(self) -> str:
+        """What the load generator cost: the rate one client process can drive is one core over this."""
+        per_request = 1000 * self.client_cpu_seconds / max(self.requests + self.failures, 1)
+        busy = self.client_cpu_seconds / self.wall_seconds / self.processes if self.wall_seconds else 0.0
+        return (f"client: {self.processes} process{'es' if self.processes > 1 else ''}, {per_request:.2f} ms CPU per "
+                f"request, {busy:.0%} of {'each' if self.processes > 1 else 'its'} core")
 
     def failure_text(self) -> str:
         total = self.requests + self.failures
@@ -155,10 +165,48 @@ async def _drive(url: str, model: str, batches: list[list[str]], concurrency: in
             for index in next_index:
                 await server.send(bodies[index], len(batches[index]))
 
-        started = default_timer()
+        started, cpu = default_timer(), time.process_time()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         server.result.wall_seconds = default_timer() - started
+        server.result.client_cpu_seconds = time.process_time() - cpu
     return server.result
+
+
+def _drive_in_process(url: str, model: str, batches: list[list[str]], concurrency: int, api_key: str | None,
+                      timeout: float, extra: dict, start_at: float) -> tuple[LoadResult, float, float]:
+    """One client process's share: starts at the wall-clock ``start_at`` with its peers; (result, start, end)."""
+    time.sleep(max(0.0, start_at - time.time()))
+    started = time.time()
+    result = asyncio.run(_drive(url, model, batches, concurrency, api_key, timeout, extra))
+    return result, started, time.time()
+
+
+def _drive_processes(url: str, model: str, batches: list[list[str]], concurrency: int, processes: int,
+                     api_key: str | None, timeout: float, extra: dict) -> LoadResult:
+    """The batches split over ``processes`` client processes, the concurrency with them, all started together:
+    one asyncio loop is one core, and past that core's rate one process measures itself, not the server."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    shares = [batches[index::processes] for index in range(processes)]
+    each = [concurrency // processes + (index < concurrency % processes) for index in range(processes)]
+    # spawn, not fork: this process may hold threads (pytest's, the sampler's) that a fork would copy half-way.
+    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+        start_at = time.time() + 3.0  # every process imported and waiting: they start in the same second
+        done = [future.result() for future in [
+            pool.submit(_drive_in_process, url, model, share, max(1, level), api_key, timeout, extra, start_at)
+            for share, level in zip(shares, each) if share]]
+    results = [result for result, _, _ in done]
+    merged = LoadResult(concurrency=concurrency, batch_size=len(batches[0]) if batches else 0, processes=processes)
+    for result in results:
+        merged.latencies += result.latencies
+        merged.routed += result.routed
+        merged.prompt_tokens += result.prompt_tokens
+        merged.failures += result.failures
+        merged.errors += result.errors[:5 - len(merged.errors)]
+        merged.client_cpu_seconds += result.client_cpu_seconds
+    merged.wall_seconds = max(end for _, _, end in done) - min(start for _, start, _ in done)
+    return merged
 
 
 async def _drive_alternating(first: tuple, second: tuple, batches: list[list[str]], timeout: float,
@@ -203,8 +251,11 @@ def run_through_gateway(gateway: tuple, workers: list[str], batches: list[list[s
 
 
 def run_load(url: str, model: str, batches: list[list[str]], *, concurrency: int = 1, api_key: str | None = None,
-             timeout: float = 120.0, **extra) -> LoadResult:
-    """Send every batch once, ``concurrency`` at a time; ``extra`` goes into each request body."""
+             timeout: float = 120.0, processes: int = 1, **extra) -> LoadResult:
+    """Send every batch once, ``concurrency`` at a time, from ``processes`` client processes; ``extra`` goes into
+    each request body."""
+    if processes > 1:
+        return _drive_processes(url.rstrip("/"), model, batches, concurrency, processes, api_key, timeout, extra)
     return asyncio.run(_drive(url.rstrip("/"), model, batches, concurrency, api_key, timeout, extra))
 
 

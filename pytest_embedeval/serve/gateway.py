@@ -166,6 +166,12 @@ class Gateway:
             self.watchdog.kill()
             self.watchdog.wait(timeout=5)
 
+    def __enter__(self) -> "Gateway":
+        return self if self.process is not None else self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
     def log_tail(self, lines: int = 30) -> str:
         try:
             text = self.log_path.read_text(errors="replace").splitlines()[-lines:]

@@ -69,11 +69,11 @@ class Target:
             raise MeasurementError(f"the tokenizer of {self.server.spec.model!r} is not on this machine")
         return texts_of_tokens(local, tokens, count)
 
-    def load(self, batches: list[list[str]], concurrency: int):
+    def load(self, batches: list[list[str]], concurrency: int, processes: int = 1):
         from ..load import run_load
 
         result = run_load(self.url, self.model, batches, concurrency=concurrency, api_key=self.api_key,
-                          timeout=self.timeout)
+                          timeout=self.timeout, processes=processes)
         if result.failures:
             # A figure built on failed requests would be a lie: no verdict at all.
             raise MeasurementError(result.failure_text())
