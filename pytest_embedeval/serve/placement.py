@@ -51,9 +51,11 @@ def placement(settings, device: str, worker: str | None, incumbent: bool = False
                                          [s.alias for s in specs]))
 
 
-def fleet_placement(settings, device: str, workers: int, incumbent: bool = False) -> list[Allotment]:
+def fleet_placement(settings, device: str, workers: int, incumbent: bool = False,
+                    xdist_worker: str | None = None) -> list[Allotment]:
     """Where each worker of a fleet runs: on a CPU, an equal share of the cores (one thread each at the least); on
-    GPUs, a GPU each, a paired run's incumbent fleet on the next ones. NoRoomForTwo when there are too few GPUs."""
+    GPUs, a GPU each, a paired run's incumbent fleet on the next ones, and under pytest-xdist each xdist worker's
+    fleet on GPUs of its own. NoRoomForTwo when there are too few GPUs."""
     pair = settings.incumbent
     fleets = 2 if pair is not None and not pair.url and not settings.url else 1
     if device == "cpu":
@@ -61,13 +63,16 @@ def fleet_placement(settings, device: str, workers: int, incumbent: bool = False
 
         return [Allotment(None, cpu_threads=max(1, usable_cores() // (workers * fleets)))] * workers
     usable = list(settings.gpus) if settings.gpus else list(range(gpu_count()))
-    if len(usable) < workers * fleets:
+    runs = int(xdist_worker.removeprefix("gw")) if xdist_worker else 0  # the xdist workers before this one
+    needed = workers * fleets * (runs + 1)
+    if len(usable) < needed:
+        xdist = f" for xdist worker {xdist_worker} (each has fleets of its own)" if xdist_worker else ""
         raise NoRoomForTwo(
             f"a fleet of {workers} workers{' beside an incumbent fleet' if fleets == 2 else ''} needs "
-            f"{workers * fleets} GPUs, one per worker, and this run may use {len(usable)} "
-            f"({'--embed-gpus' if settings.gpus else 'all NVML sees'}): ask for fewer with --embed-workers, or name "
-            "more GPUs with --embed-gpus")
-    first = workers if incumbent else 0
+            f"{workers * fleets} GPUs, one per worker{xdist}, and this run may use {len(usable)} "
+            f"({'--embed-gpus' if settings.gpus else 'all NVML sees'}): ask for fewer with --embed-workers"
+            f"{' or pytest -n' if xdist_worker else ''}, or name more GPUs with --embed-gpus")
+    first = workers * fleets * runs + (workers if incumbent else 0)
     return [Allotment((usable[first + index],)) for index in range(workers)]
 
 

@@ -39,7 +39,8 @@ def server_for(spec, settings, log_dir: Path, worker: str | None = None, *, incu
         arguments = pair.server_args
     # A key on every server the plugin boots, the user's or a new one: another user of a shared machine (or a
     # container on its network) can reach 127.0.0.1, and SGLang has had remote-code bugs in its routes.
-    key = key or secrets.token_urlsafe(32)
+    # Prefixed: SGLang's parser reads a key that begins with "-" (one in 64 of urlsafe tokens) as an option.
+    key = key or f"embedeval-{secrets.token_urlsafe(32)}"
     name = f"sglang-{spec.alias}{'-incumbent' if incumbent else ''}"
     _unwind_on_sigterm()
 
@@ -61,7 +62,7 @@ def server_for(spec, settings, log_dir: Path, worker: str | None = None, *, incu
     from .gateway import Gateway
 
     members = [sglang(allotted, f"{name}-worker{index}")
-               for index, allotted in enumerate(fleet_placement(settings, device, workers, incumbent), 1)]
+               for index, allotted in enumerate(fleet_placement(settings, device, workers, incumbent, worker), 1)]
     # The same key on every hop: the gateway checks it, and sends it to the workers.
     gateway = Gateway([m.url for m in members], key, Path(log_dir) / f"{name}-gateway.log",
                       policy=settings.gateway_policy or spec.gateway_policy, host=settings.host,

@@ -164,6 +164,9 @@ class SGLangServer:
 
         _, user_config = split_config([*self.spec.server_args, *self.extra_args])
         settings = dict(read_user_config(user_config)) if user_config else {}
+        if self.api_key.startswith("-"):
+            raise ValueError("the API key begins with '-', which SGLang's argument parser reads as an option: "
+                             "choose a key that begins with a letter or digit")
         settings["api-key"] = self.api_key  # as SGLang turns keys into options: "--" + key, dashes kept
         path = self.config_path
         try:

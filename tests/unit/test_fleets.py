@@ -90,6 +90,10 @@ def test_on_gpus_each_worker_gets_its_own_and_too_few_are_refused_with_the_numbe
     with pytest.raises(placement.NoRoomForTwo, match=r"a fleet of 5 workers needs 5 GPUs, one per worker, and this "
                                                      r"run may use 4 \(all NVML sees\)"):
         placement.fleet_placement(settings, "cuda", 5)
+    # Under pytest-xdist each xdist worker's fleet has GPUs of its own.
+    assert [a.gpus for a in placement.fleet_placement(settings, "cuda", 2, xdist_worker="gw1")] == [(2,), (3,)]
+    with pytest.raises(placement.NoRoomForTwo, match=r"for xdist worker gw2 \(each has fleets of its own\)"):
+        placement.fleet_placement(settings, "cuda", 2, xdist_worker="gw2")
 
 
 def samples(median_ms: float, count: int = 100, seed: int = 0) -> list[float]:

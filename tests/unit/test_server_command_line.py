@@ -80,3 +80,20 @@ def test_an_exposed_server_is_still_reached_over_loopback():
     server = SGLangServer(Registry().resolve("minilm"), device="cpu", host="0.0.0.0", port=31999)
     assert server.argv[server.argv.index("--host") + 1] == "0.0.0.0"
     assert server.url == "http://127.0.0.1:31999"
+
+
+def test_a_key_sglang_would_read_as_an_option_is_never_made_and_a_users_is_refused_by_name(tmp_path):
+    # SGLang turns its --config file into arguments: a key that begins with "-" made "--api-key: expected one
+    # argument" (a generated urlsafe key does, one boot in 64).
+    from pytest_embedeval.run.settings import read
+    from pytest_embedeval.serve.serving import server_for
+
+    settings = read({"embed_model": ["minilm"], "embed_server_arg": []}.get,
+                    {"embed_device": "cpu", "embed_boot_timeout": "600", "embed_request_timeout": "120",
+                     "embed_baselines": "baselines"}.get, tmp_path)
+    keys = {server_for(settings.specs[0], settings, tmp_path).api_key for _ in range(3)}
+    assert len(keys) == 3 and all(key.startswith("embedeval-") for key in keys)
+    server = SGLangServer(Registry().resolve("minilm"), port=1, api_key="-starts-with-a-dash", log_path=tmp_path / "l")
+    with pytest.raises(ValueError, match="the API key begins with '-', which SGLang's argument parser reads as an "
+                                         "option: choose a key that begins with a letter or digit"):
+        server.write_config()
