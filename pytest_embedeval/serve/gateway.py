@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import psutil
 
 from ..facts.server_access import auth_headers
 from ..facts.deployment import GATEWAY_POLICIES  # noqa: F401 (the policies it takes)
 from .ports import LOCALHOST, describe_pid, free_port, listeners, port_taken, tree_pids
+from .processes import process_tree, stop_tree
 from .watchdog import end_session, start_watchdog
 
 # The worker that answered, as the gateway names it (its URL): the one per-request fact no metric endpoint gives.
@@ -140,22 +140,7 @@ class Gateway:
 
     def stop(self, grace: float = 10.0) -> None:
         if self.process is not None and self.process.poll() is None:
-            tree = [psutil.Process(self.process.pid)]
-            try:
-                tree += tree[0].children(recursive=True)
-            except psutil.Error:
-                pass
-            for proc in tree:
-                try:
-                    proc.terminate()
-                except psutil.Error:
-                    pass
-            _, alive = psutil.wait_procs(tree, timeout=grace)
-            for proc in alive:
-                try:
-                    proc.kill()
-                except psutil.Error:
-                    pass
+            stop_tree(process_tree(self.process.pid), grace)
         if self.process is not None:
             end_session(self.process.pid, grace=0.0)
             try:

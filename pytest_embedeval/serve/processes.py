@@ -12,3 +12,20 @@ def process_tree(pid: int) -> list[psutil.Process]:
         return [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
         return []
+
+
+def stop_tree(tree: list[psutil.Process], grace: float) -> None:
+    """SIGTERM to every process of ``tree``, SIGKILL to whatever outlives ``grace``; every wait bounded (a process
+    stuck in the kernel must not hang pytest)."""
+    for proc in tree:
+        try:
+            proc.terminate()
+        except psutil.Error:  # gone, or not ours to signal: teardown goes on with the rest
+            pass
+    _, alive = psutil.wait_procs(tree, timeout=grace)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(alive, timeout=5)

@@ -25,6 +25,7 @@ from ..facts.registry import ModelSpec
 from ..facts.server_access import API_KEY_ENV, auth_headers
 from . import compat, external
 from .argv import build_argv, read_user_config, redact, split_config
+from .processes import stop_tree
 from .ports import LOCALHOST, describe_pid, free_port, listeners, port_taken, tree_pids
 from .watchdog import end_session, mask_file, start_watchdog
 
@@ -412,19 +413,7 @@ class SGLangServer:
         if self.process is None:
             return
         if self._pid_is_ours():
-            tree = self._tree()
-            for proc in tree:
-                try:
-                    proc.terminate()
-                except psutil.Error:  # gone, or not ours to signal: teardown goes on with the rest
-                    pass
-            _, alive = psutil.wait_procs(tree, timeout=grace)
-            for proc in alive:
-                try:
-                    proc.kill()
-                except psutil.Error:
-                    pass
-            psutil.wait_procs(alive, timeout=5)
+            stop_tree(self._tree(), grace)
             # Workers that re-parented away from the tree still belong to the server's session. (The kernel
             # reuses no PID that is still a session id, so while any of them lives the PID is ours.)
             end_session(self.process.pid, grace=0.0)

@@ -2,13 +2,10 @@
 plugin or met at --embed-url; a worker killed mid-run, a worker slowed by a hop, pytest killed with -9."""
 
 import json
-import os
-import signal
 import shutil
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from pytest_embedeval.facts.registry import Registry
