@@ -179,22 +179,18 @@ def _own_and_enclosing_marks(collector, obj):
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item):
-    funcargs, failed_requests = getattr(item, "funcargs", {}), []
+    funcargs, failed = getattr(item, "funcargs", {}), []
     clients = {"": funcargs.get("embed_client"), "incumbent": (funcargs.get("embed_pair") or (None, None))[1]}
     counted = {server: (c, (c.attempts, c.failed_attempts)) for server, c in clients.items() if c is not None}
     try:
         result = yield  # the test body first: a failing body is reported as it is, with no measurement
         for mark in (m for m in item.iter_markers() if m.name in markers.MARKERS):
             _measure(item, mark)
-    finally:  # failed attempts are a figure of their own, even when retries hid them; the incumbent's too
-        for server, (client, before) in counted.items():
-            failed_requests += _session(item.config).count_requests(funcargs["embed_run"], client, before,
-                                                                    item.nodeid, server)
-        if "embed_server" in funcargs:  # and so is a fleet's worker that died, though the gateway hid it
-            failed_requests += _session(item.config).count_dead_workers(funcargs["embed_run"],
-                                                                        funcargs["embed_server"], item.nodeid)
-    if failed_requests:
-        _fail_on(failed_requests, _session(item.config))
+    finally:  # failed attempts are a figure of their own, even when retries hid them, and so is a dead worker
+        if run := funcargs.get("embed_run"):
+            failed = _session(item.config).after_test(run, counted, funcargs["embed_server"], item.nodeid)
+    if failed:
+        _fail_on(failed, _session(item.config))
     return result
 
 

@@ -202,6 +202,13 @@ class RunSession:
             return []
         return self.record(model_run, [_failed_share(attempts, failed, "this test's", server)], test=test)
 
+    def after_test(self, model_run: ModelRun, counted: dict, server, test: str | None = None) -> list[Verdict]:
+        """What a test's end records beside its markers' figures: the failed attempts of each client in ``counted``
+        ({"" or "incumbent": (client, its counts before the test)}), and a fleet's workers that died."""
+        verdicts = [verdict for whose, (client, before) in counted.items()
+                    for verdict in self.count_requests(model_run, client, before, test, whose)]
+        return verdicts + self.count_dead_workers(model_run, server, test)
+
     def count_dead_workers(self, model_run: ModelRun, server, test: str | None = None) -> list[Verdict]:
         """A fleet's workers that died since the last look: each a failing verdict of its own, named, once; the
         gateway may hide a death from every request (it retries on the others)."""

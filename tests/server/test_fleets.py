@@ -81,8 +81,8 @@ def test_a_worker_killed_mid_run_fails_the_test_it_died_in_and_names_it(pytester
     pytester.makepyfile(test_killed=KILLED_WORKER)
     result = pytester.runpytest_subprocess("--embed-model=minilm", "--embed-workers=2", timeout=600)
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*_ test_a_worker_dies*_",
-                                 "*dead_workers regressed (worker 2 of 2 (http://127.0.0.1:*) was killed by signal 9)*"])
+    result.stdout.fnmatch_lines([
+        "*_ test_a_worker_dies*_", "*dead_workers regressed (worker 2 of 2 (http://127.0.0.1:*) was killed by signal 9)*"])
     assert "test_after_it" not in result.stdout.str().split("short test summary")[1]  # named once, where it died
 
 
