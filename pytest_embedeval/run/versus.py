@@ -71,7 +71,7 @@ def compare_runs(before: ModelRun, after: ModelRun, *, created: str = "") -> Com
         tolerance = recorded_tolerance(v.tolerance)
         missing = (v.why or "not measured") if v.outcome is Outcome.NO_BASELINE and not math.isfinite(v.measured) \
             else None
-        figure = Figure(v.label, v.measured, v.interval, v.note, v.pair, missing)
+        figure = Figure(v.label, v.measured, v.interval, v.note, v.pair, missing, v.subject)
         verdict = judge.verdict(after.model, figure, after.profile,
                                 half_precision=is_half_precision(after.profile.dtype), paired_tolerance=tolerance,
                                 marker_tolerance=tolerance, test=v.test,

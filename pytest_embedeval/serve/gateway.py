@@ -18,7 +18,6 @@ from pathlib import Path
 import httpx
 
 from ..facts.server_access import auth_headers
-from ..facts.deployment import GATEWAY_POLICIES  # noqa: F401 (the policies it takes)
 from .ports import LOCALHOST, describe_pid, free_port, listeners, port_taken, tree_pids
 from .processes import process_tree, stop_tree
 from .watchdog import end_session, start_watchdog
