@@ -41,3 +41,11 @@ def test_a_unit_test_marked_server_is_a_collection_error(pytester):
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["unit/test_unit.py::test_slow_after_all is in tests/unit/ but marked server: "
                                  "move it to tests/server/"])
+
+
+def test_no_two_test_files_share_a_name_across_the_lanes():
+    # Without __init__.py files pytest imports each test file by its base name: a second file of the same name in
+    # the other lane stops the whole run at collection ("import file mismatch"), as tests/*/test_fleets.py once did.
+    tests = Path(__file__).parents[1]
+    names = [path.name for path in tests.glob("*/test_*.py")]
+    assert sorted(name for name in set(names) if names.count(name) > 1) == []
