@@ -92,8 +92,9 @@ class RemoteServer:
             raise UnsafeServerReport(str(exc)) from None
         from .gateway import list_workers
 
-        # A gateway (SGLang's model gateway) lists the workers it routes to: the run measures each of them.
-        self._workers = [w["url"] for w in list_workers(self.url, self.api_key)]
+        # A gateway (SGLang's model gateway) lists the workers it routes to: the run measures each of them, numbered
+        # by URL, so that "worker 2 of 2" is the same worker in every run whatever order the gateway lists them in.
+        self._workers = sorted(w["url"].rstrip("/") for w in list_workers(self.url, self.api_key))
         return self
 
     def worker_urls(self) -> list[str]:

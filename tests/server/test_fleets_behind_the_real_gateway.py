@@ -141,7 +141,7 @@ def test_a_worker_slowed_by_a_hop_is_named_by_the_balance_figure_through_embed_u
     monkeypatch.setenv("EMBEDEVAL_API_KEY", KEY)
     result = pytester.runpytest_subprocess("--embed-model=minilm", f"--embed-url={gateway.url}", timeout=600)
     result.assert_outcomes(failed=1)
-    # Numbered in the order the gateway lists its workers.
+    # Numbered by URL: the hop's port against the first worker's.
     result.stdout.fnmatch_lines([f"*fleet_balance_ratio (batch 1 x 128 tokens) regressed (worker ? of 2 "
                                  f"({hop.url})): the slowest worker * ms vs the other workers * ms*"])
     assert KEY not in result.stdout.str()
