@@ -203,12 +203,18 @@ class SGLangServer:
             raise
         _live.add(self)
         try:
-            self.watchdog = start_watchdog(self.process.pid, self.environment(), self.api_key,
-                                           remove=self.config_path, mask=self.log_path)
+            self._start_watchdog()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _start_watchdog(self) -> None:
+        # If pytest is killed (-9, the OOM killer) no teardown runs: this small process notices and ends the
+        # server's whole session, which PR_SET_PDEATHSIG alone does not (it reaches the server's root only;
+        # SGLang's detokenizer and resource tracker outlived it). It also removes the key's file and masks the log.
+        self.watchdog = start_watchdog(self.process.pid, self.environment(), self.api_key, remove=self.config_path,
+                                       mask=self.log_path)
 
     def wait(self) -> "SGLangServer":
         """Block until the launched server is ready; stop it if it never is."""
