@@ -1,8 +1,9 @@
 """A fleet on the 2-core machine: two minilm workers (one thread each) behind the real gateway (smg), booted by the
-plugin or met at --embed-url; a worker killed mid-run, a worker slowed by a hop, pytest killed with -9."""
+plugin or met at --embed-url; a worker killed mid-run, a worker slowed by a hop, pytest killed with -9, SIGTERM or Ctrl-C."""
 
 import json
 import shutil
+import signal
 import time
 from pathlib import Path
 
@@ -96,7 +97,8 @@ def test_wait(embed_server):
 '''
 
 
-def test_kill_9_of_pytest_leaves_no_process_of_the_fleet(pytester, inner_run, monkeypatch):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT], ids=["kill -9", "SIGTERM", "Ctrl-C"])
+def test_pytest_killed_or_interrupted_leaves_no_process_of_the_fleet(pytester, inner_run, monkeypatch, sig):
     pytester.makepyfile(test_wait=PIDS_THEN_WAIT)
     pids = pytester.path / "pids.json"
     monkeypatch.setenv("FLEET_PIDS", str(pids))
@@ -104,8 +106,8 @@ def test_kill_9_of_pytest_leaves_no_process_of_the_fleet(pytester, inner_run, mo
     run.wait_for(pids.exists, 600, "the fleet to be ready")
     sessions = set(json.loads(pids.read_text()))  # each a session leader: a worker's or the gateway's
     assert len(sessions) == 3 and processes_in_sessions(sessions)
-    run.process.kill()
-    run.process.wait(10)
+    run.process.send_signal(sig)  # kill -9: the watchdogs end the fleet; the others: pytest's own teardown
+    run.process.wait(60)
     deadline = time.monotonic() + 20
     while (left := processes_in_sessions(sessions)) and time.monotonic() < deadline:
         time.sleep(0.2)
