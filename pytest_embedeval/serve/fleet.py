@@ -95,8 +95,7 @@ class Fleet:
                             "software": gateway_version()}}
 
     def root_pids(self) -> list[int]:
-        return [pid for member in (*self.workers, self.gateway) if member.process is not None
-                for pid in [member.process.pid]]
+        return [member.process.pid for member in (*self.workers, self.gateway) if member.process is not None]
 
     def worker_urls(self) -> list[str]:
         return [w.url for w in self.workers]

@@ -20,6 +20,7 @@ import httpx
 from ..facts.server_access import auth_headers
 from .ports import LOCALHOST, describe_pid, free_port, listeners, port_taken, tree_pids
 from .processes import process_tree, stop_tree
+from .sglang import _die_with_parent, log_tail
 from .watchdog import end_session, start_watchdog
 
 # The worker that answered, as the gateway names it (its URL): the one per-request fact no metric endpoint gives.
@@ -81,8 +82,6 @@ class Gateway:
                 raise GatewayError(f"cannot start the gateway: port {port} on {self.host} is taken by {owners}")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = os.fdopen(os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
-        from .sglang import _die_with_parent
-
         try:
             self.process = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
                                             env=self.env, start_new_session=True, preexec_fn=_die_with_parent)
@@ -157,11 +156,7 @@ class Gateway:
         self.stop()
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace").splitlines()[-lines:]
-        except OSError:
-            return "(no log)"
-        return "\n".join(line.replace(self.api_key, "***") for line in text)
+        return log_tail(self.log_path, lines, self.api_key)
 
 
 def list_workers(url: str, api_key: str | None, http: httpx.Client | None = None) -> list[dict]:

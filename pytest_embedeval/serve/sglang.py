@@ -471,14 +471,20 @@ class SGLangServer:
             return False
 
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            with open(self.log_path, errors="replace") as log:
-                tail = "".join(_cut(line) for line in deque(log, maxlen=lines))
-        except OSError:
-            return "(no log)"
-        if self.api_key:
-            tail = tail.replace(self.api_key, "***").replace(repr(self.api_key)[1:-1], "***")
-        return tail
+        return log_tail(self.log_path, lines, self.api_key)
+
+
+def log_tail(path, lines: int, secret: str | None = None) -> str:
+    """The log's last ``lines`` lines, each cut to LOG_LINE characters, the secret masked; read in one pass that
+    keeps only those lines (a gateway logs every request)."""
+    try:
+        with open(path, errors="replace") as log:
+            tail = "".join(_cut(line) for line in deque(log, maxlen=lines))
+    except OSError:
+        return "(no log)"
+    if secret:
+        tail = tail.replace(secret, "***").replace(repr(secret)[1:-1], "***")
+    return tail
 
 
 def _cut(line: str) -> str:
